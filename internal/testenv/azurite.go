@@ -1,0 +1,325 @@
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+)
+
+// Azurite's well-known development account. These are the emulator's
+// published development credentials, not a secret.
+const (
+	AccountName = "devstoreaccount1"
+	AccountKey  = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+// RequireAzuriteEnv names the environment variable that turns a missing
+// Azurite from a skip into a test failure.
+const RequireAzuriteEnv = "PHIGUARD_REQUIRE_AZURITE"
+
+// AzuriteBinEnv names an environment variable that overrides the path of
+// the azurite-blob executable.
+const AzuriteBinEnv = "PHIGUARD_AZURITE_BLOB"
+
+const installHint = "Azurite is not installed: run `make test`, or `npm ci --prefix internal/testenv/azurite`"
+
+// Azurite is one running Azurite blob service on loopback.
+type Azurite struct {
+	bin     string
+	dir     string // persistence folder; empty for in-memory
+	port    int
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	started bool
+}
+
+// AzuriteOptions configures a dedicated Azurite from StartAzurite.
+type AzuriteOptions struct {
+	// Persist keeps blobs in a folder instead of memory, so that they
+	// survive Stop and Start (used by outage tests).
+	Persist bool
+}
+
+var shared struct {
+	once sync.Once
+	az   *Azurite
+	err  error
+}
+
+// Main runs the tests of a package that uses Azurite and stops the shared
+// instance afterwards. Call it from TestMain.
+func Main(m *testing.M) int {
+	code := m.Run()
+	if shared.az != nil {
+		shared.az.Stop()
+	}
+	return code
+}
+
+// Shared returns the test binary's shared Azurite, starting it on first use.
+// It skips the test when Azurite is not installed (fails under
+// PHIGUARD_REQUIRE_AZURITE=1).
+func Shared(t testing.TB) *Azurite {
+	t.Helper()
+	bin := findBinary(t)
+	shared.once.Do(func() {
+		az := &Azurite{bin: bin}
+		shared.err = az.Start()
+		if shared.err == nil {
+			shared.az = az
+		}
+	})
+	if shared.err != nil {
+		t.Fatalf("testenv: start Azurite: %v", shared.err)
+	}
+	return shared.az
+}
+
+// StartAzurite starts a dedicated Azurite for one test, for tests that stop
+// and restart it. It is killed when the test ends.
+func StartAzurite(t testing.TB, opts *AzuriteOptions) *Azurite {
+	t.Helper()
+	az := &Azurite{bin: findBinary(t)}
+	if opts != nil && opts.Persist {
+		az.dir = t.TempDir()
+	}
+	if err := az.Start(); err != nil {
+		t.Fatalf("testenv: start Azurite: %v", err)
+	}
+	t.Cleanup(az.Stop)
+	return az
+}
+
+// ConnectionString returns a connection string for the development account
+// on this instance.
+func (a *Azurite) ConnectionString() string {
+	return fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=%s;AccountKey=%s;BlobEndpoint=%s;",
+		AccountName, AccountKey, a.BlobURL())
+}
+
+// BlobURL returns the blob service URL of the development account.
+func (a *Azurite) BlobURL() string {
+	return fmt.Sprintf("http://127.0.0.1:%d/%s", a.port, AccountName)
+}
+
+// Client returns a service client for the development account.
+func (a *Azurite) Client(t testing.TB) *azblob.Client {
+	t.Helper()
+	c, err := azblob.NewClientFromConnectionString(a.ConnectionString(), nil)
+	if err != nil {
+		t.Fatalf("testenv: azblob client: %v", err)
+	}
+	return c
+}
+
+// NewContainer creates a uniquely named, empty container on this instance.
+func (a *Azurite) NewContainer(t testing.TB) *container.Client {
+	t.Helper()
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := "t" + hex.EncodeToString(b[:])
+	c := a.Client(t).ServiceClient().NewContainerClient(name)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.Create(ctx, nil); err != nil {
+		t.Fatalf("testenv: create container: %v", err)
+	}
+	return c
+}
+
+// NewContainer creates a fresh container on the shared Azurite.
+func NewContainer(t testing.TB) *container.Client {
+	t.Helper()
+	return Shared(t).NewContainer(t)
+}
+
+// Start starts the emulator (again, after Stop, on the same port) and waits
+// until it answers.
+func (a *Azurite) Start() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.started {
+		return nil
+	}
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		if a.port == 0 || attempt > 0 && a.dir == "" {
+			p, err := freePort()
+			if err != nil {
+				return err
+			}
+			a.port = p
+		}
+		if lastErr = a.startOnce(); lastErr == nil {
+			a.started = true
+			return nil
+		}
+	}
+	return lastErr
+}
+
+func (a *Azurite) startOnce() error {
+	args := []string{
+		"--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(a.port),
+		"--skipApiVersionCheck", "--loose", "--silent",
+	}
+	if a.dir == "" {
+		args = append(args, "--inMemoryPersistence")
+	} else {
+		args = append(args, "--location", a.dir)
+	}
+	//nolint:gosec,noctx // G204: the path comes from the repository or the test environment; its lifetime is managed by Stop, not a context.
+	cmd := exec.Command(a.bin, args...)
+
+	// Azurite can take 10-35 s to exit on SIGTERM, and must never outlive the
+	// test binary: it gets SIGKILL when its parent dies.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	exited := make(chan struct{})
+	var startErr error
+	// Pdeathsig fires when the starting OS thread exits, so start it from a
+	// thread that stays locked for the process's lifetime.
+	ready := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		startErr = cmd.Start()
+		close(ready)
+		if startErr != nil {
+			return
+		}
+		_ = cmd.Wait()
+		close(exited)
+		runtime.UnlockOSThread()
+	}()
+	<-ready
+	if startErr != nil {
+		return fmt.Errorf("run %s: %w", a.bin, startErr)
+	}
+	a.cmd, a.exited = cmd, exited
+	deadline := time.Now().Add(60 * time.Second)
+	url := fmt.Sprintf("http://127.0.0.1:%d/", a.port)
+	client := &http.Client{Timeout: 2 * time.Second}
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return errors.New("azurite exited before it answered (port taken?)")
+		default:
+		}
+		req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err == nil {
+			_ = resp.Body.Close()
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	a.kill()
+	return errors.New("azurite did not answer within 60s")
+}
+
+// Stop stops the emulator and waits for it to exit. An in-memory instance is
+// killed at once. A persisted one is first asked to exit (SIGTERM) so that
+// it saves its metadata, which can take Azurite 10-35 s; its blobs then
+// survive for the next Start.
+func (a *Azurite) Stop() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.dir != "" && a.cmd != nil && a.cmd.Process != nil {
+		_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-a.exited:
+			a.cmd = nil
+		case <-time.After(60 * time.Second):
+		}
+	}
+	a.kill()
+	a.started = false
+}
+
+func (a *Azurite) kill() {
+	if a.cmd == nil || a.cmd.Process == nil {
+		return
+	}
+	// Kill the whole process group: npm's shim may have started node as a child.
+	_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
+	_ = a.cmd.Process.Kill()
+	<-a.exited
+	a.cmd = nil
+}
+
+func freePort() (int, error) {
+	var lc net.ListenConfig
+	l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func findBinary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv(AzuriteBinEnv); p != "" {
+		return p
+	}
+	if root, err := moduleRoot(); err == nil {
+		p := filepath.Join(root, "internal", "testenv", "azurite", "node_modules", ".bin", "azurite-blob")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("azurite-blob"); err == nil {
+		return p
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		missing(t, installHint+" (Node.js is missing too: apt-get install nodejs npm)")
+	}
+	missing(t, installHint)
+	return ""
+}
+
+func missing(t testing.TB, msg string) {
+	t.Helper()
+	if os.Getenv(RequireAzuriteEnv) == "1" {
+		t.Fatalf("testenv: %s (%s=1)", msg, RequireAzuriteEnv)
+	}
+	t.Skip("testenv: " + msg)
+}
+
+// moduleRoot finds the folder of go.mod above the working directory (a test
+// runs in its package's folder).
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.mod not found")
+		}
+		dir = parent
+	}
+}

@@ -1,0 +1,110 @@
+package testenv_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/phiguard/phiguard/internal/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+func TestSharedUploadDownload(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := testenv.NewContainer(t)
+
+	tests := []struct {
+		name string
+		data []byte
+	}{
+		{"empty", nil},
+		{"small", []byte("hello from phiguard")},
+		{"one MiB", bytes.Repeat([]byte{0xA5}, 1<<20)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := c.NewBlockBlobClient("blob-" + tc.name)
+			_, err := b.UploadBuffer(ctx, tc.data, nil)
+			require.NoError(t, err)
+			resp, err := b.DownloadStream(ctx, nil)
+			require.NoError(t, err)
+			got, err := io.ReadAll(resp.Body)
+			require.NoError(t, resp.Body.Close())
+			require.NoError(t, err)
+			assert.Equal(t, len(tc.data), len(got))
+			assert.True(t, bytes.Equal(tc.data, got), "downloaded bytes differ")
+		})
+	}
+}
+
+func TestSharedIsOneInstance(t *testing.T) {
+	a, b := testenv.Shared(t), testenv.Shared(t)
+	assert.Same(t, a, b)
+	assert.Contains(t, a.ConnectionString(), "AccountName="+testenv.AccountName)
+}
+
+func TestContainersAreIsolated(t *testing.T) {
+	ctx := context.Background()
+	c1, c2 := testenv.NewContainer(t), testenv.NewContainer(t)
+	_, err := c1.NewBlockBlobClient("x").UploadBuffer(ctx, []byte("1"), nil)
+	require.NoError(t, err)
+	_, err = c2.NewBlockBlobClient("x").GetProperties(ctx, nil)
+	require.Error(t, err)
+	assert.True(t, bloberror.HasCode(err, bloberror.BlobNotFound), "got %v", err)
+}
+
+func TestDedicatedStopStart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	az := testenv.StartAzurite(t, nil)
+	noRetry := &azblob.ClientOptions{}
+	noRetry.Retry.MaxRetries = -1
+	client, err := azblob.NewClientFromConnectionString(az.ConnectionString(), noRetry)
+	require.NoError(t, err)
+	_, err = client.CreateContainer(ctx, "first", nil)
+	require.NoError(t, err)
+
+	az.Stop()
+	_, err = client.CreateContainer(ctx, "during", nil)
+	require.Error(t, err, "a stopped emulator must not answer")
+
+	require.NoError(t, az.Start())
+	_, err = client.CreateContainer(ctx, "after", nil)
+	require.NoError(t, err, "the emulator answers again on the same port after Start")
+}
+
+func TestGateOutageKeepsData(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	conn, gate := testenv.Shared(t).GatedConnectionString(t)
+	noRetry := &azblob.ClientOptions{}
+	noRetry.Retry.MaxRetries = -1
+	client, err := azblob.NewClientFromConnectionString(conn, noRetry)
+	require.NoError(t, err)
+	_, err = client.CreateContainer(ctx, "gated", nil)
+	require.NoError(t, err)
+	_, err = client.UploadBuffer(ctx, "gated", "kept", []byte("survives an outage"), nil)
+	require.NoError(t, err)
+
+	gate.Close()
+	_, err = client.UploadBuffer(ctx, "gated", "lost", []byte("x"), nil)
+	require.Error(t, err, "a closed gate must refuse requests")
+
+	gate.Open()
+	resp, err := client.DownloadStream(ctx, "gated", "kept", nil)
+	require.NoError(t, err)
+	got, err := io.ReadAll(resp.Body)
+	require.NoError(t, resp.Body.Close())
+	require.NoError(t, err)
+	assert.Equal(t, "survives an outage", string(got))
+}
