@@ -117,31 +117,44 @@ func (m *Model) validate() error {
 	return nil
 }
 
+// Reasons of an InputError.
+const (
+	ReasonUnknown    = "unknown feature"
+	ReasonMissing    = "missing"
+	ReasonOutOfRange = "out of range"
+)
+
 // InputError reports a request value the model cannot score. It names the
 // feature, never the value.
 type InputError struct {
-	Feature string
-	Reason  string
+	Feature  string
+	Reason   string
+	Min, Max float64 // the allowed range, for ReasonOutOfRange
 }
 
-func (e *InputError) Error() string { return "model: feature " + e.Feature + ": " + e.Reason }
+func (e *InputError) Error() string {
+	if e.Reason == ReasonOutOfRange {
+		return fmt.Sprintf("model: feature %s: out of range [%g, %g]", e.Feature, e.Min, e.Max)
+	}
+	return "model: feature " + e.Feature + ": " + e.Reason
+}
 
 // Score returns the risk in [0, 1] for the given feature values. Every
 // feature must be present and within its range; unknown names are errors.
 func (m *Model) Score(x map[string]float64) (float64, error) {
 	for name := range x {
 		if !m.has(name) {
-			return 0, &InputError{Feature: name, Reason: "unknown feature"}
+			return 0, &InputError{Feature: name, Reason: ReasonUnknown}
 		}
 	}
 	z := m.Intercept
 	for _, f := range m.Features {
 		v, ok := x[f.Name]
 		if !ok {
-			return 0, &InputError{Feature: f.Name, Reason: "missing"}
+			return 0, &InputError{Feature: f.Name, Reason: ReasonMissing}
 		}
 		if !finite(v) || v < f.Min || v > f.Max {
-			return 0, &InputError{Feature: f.Name, Reason: fmt.Sprintf("out of range [%g, %g]", f.Min, f.Max)}
+			return 0, &InputError{Feature: f.Name, Reason: ReasonOutOfRange, Min: f.Min, Max: f.Max}
 		}
 		z += f.Weight * v
 	}

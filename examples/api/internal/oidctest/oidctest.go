@@ -37,6 +37,7 @@ func New(t testing.TB, audience string) *Issuer {
 		t.Fatal(err)
 	}
 	is := &Issuer{Audience: audience, key: key, other: other}
+	// Handlers read is.Server only after Start: set before any request.
 	mux := http.NewServeMux()
 	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -54,7 +55,8 @@ func New(t testing.TB, audience string) *Issuer {
 			{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"},
 		}})
 	})
-	is.Server = httptest.NewServer(mux)
+	is.Server = httptest.NewUnstartedServer(mux)
+	is.Server.Start()
 	t.Cleanup(is.Server.Close)
 	return is
 }

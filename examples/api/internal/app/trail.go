@@ -1,0 +1,93 @@
+package app
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/phiguard/phiguard/auditlog"
+	"github.com/phiguard/phiguard/examples/api/internal/server"
+	"github.com/phiguard/phiguard/phimask"
+)
+
+// TrailQuery answers the auditor from the local trail. It verifies the
+// whole trail first (signatures, Merkle tree, no gap), so a tampered trail
+// yields an error, not a quietly wrong answer.
+type TrailQuery struct {
+	Dir    string
+	Public ed25519.PublicKey
+	Audit  *auditlog.Logger // for the patient ID's token
+}
+
+// maxLine bounds one event line when scanning.
+const maxLine = 1 << 20
+
+// Events implements server.AuditQuery.
+func (q *TrailQuery) Events(ctx context.Context, eq server.EventQuery) ([]auditlog.Event, error) {
+	src := auditlog.DirSource(q.Dir)
+	if _, err := auditlog.VerifySource(ctx, src, q.Public, nil); err != nil {
+		return nil, fmt.Errorf("app: audit trail: %w", err)
+	}
+	var token string
+	if eq.PatientID != "" {
+		token = q.Audit.Token(phimask.KindID, eq.PatientID)
+	}
+	segs, err := src.Segments(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("app: audit trail: %w", err)
+	}
+	var out []auditlog.Event
+	for _, n := range segs {
+		if err := scanSegment(ctx, src, n, func(e *auditlog.Event) bool {
+			if e.Time.Before(eq.From) || !e.Time.Before(eq.To) || !matches(e, eq, token) {
+				return true
+			}
+			out = append(out, *e)
+			return len(out) < eq.Limit
+		}); err != nil {
+			return nil, err
+		}
+		if len(out) >= eq.Limit {
+			break
+		}
+	}
+	return out, nil
+}
+
+func matches(e *auditlog.Event, eq server.EventQuery, token string) bool {
+	if eq.UserID != "" {
+		return e.Actor.ID == eq.UserID
+	}
+	for _, ent := range e.Entities {
+		if ent.Identifier == token {
+			return true
+		}
+	}
+	return false
+}
+
+func scanSegment(ctx context.Context, src auditlog.Source, n int64, yield func(*auditlog.Event) bool) error {
+	rc, err := src.OpenEvents(ctx, n)
+	if err != nil {
+		return fmt.Errorf("app: audit segment: %w", err)
+	}
+	defer rc.Close()
+	sc := bufio.NewScanner(rc)
+	sc.Buffer(make([]byte, 64<<10), maxLine)
+	for sc.Scan() {
+		var e auditlog.Event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			return errors.New("app: audit segment: undecodable event")
+		}
+		if !yield(&e) {
+			return nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("app: audit segment: %w", err)
+	}
+	return nil
+}
