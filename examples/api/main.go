@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -121,8 +122,8 @@ func withDotEnv(ctx context.Context, getenv func(string) string) (func(string) s
 		return getenv, nil
 	}
 	path := dotEnvPath(getenv)
-	if _, err := os.Stat(path); err != nil {
-		return getenv, nil
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return getenv, nil // no .env: the environment alone
 	}
 	l, err := secrets.NewLoader(&secrets.Options{Mode: secrets.ModeDevelopment}, secrets.FromDotEnv(path))
 	if err != nil {

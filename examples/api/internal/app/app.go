@@ -18,6 +18,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/monitor/azquery"
+	"github.com/Azure/azure-sdk-for-go/sdk/monitor/ingestion/azlogs"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
@@ -96,12 +98,10 @@ func New(ctx context.Context, cfg Config, deps *Deps) (app *App, err error) {
 	// already behind phimask.
 	a.Logger = slog.New(phimask.NewHandler(slog.NewJSONHandler(d.Stdout, nil), nil))
 
-	if cfg.KeyVaultURL != "" && d.Credential == nil {
-		cred, err := azidentity.NewDefaultAzureCredential(nil)
-		if err != nil {
-			return nil, fmt.Errorf("app: Azure credential: %w", err)
+	if cfg.KeyVaultURL != "" {
+		if _, err := azureCredential(&d); err != nil {
+			return nil, err
 		}
-		d.Credential = cred
 	}
 	sec, loader, err := a.loadSecrets(ctx, cfg, &d)
 	if err != nil {
@@ -119,7 +119,7 @@ func New(ctx context.Context, cfg Config, deps *Deps) (app *App, err error) {
 		return nil, fmt.Errorf("app: %w", err)
 	}
 
-	if err := a.openAudit(cfg, sec, tokenKey, d); err != nil {
+	if err := a.openAudit(ctx, cfg, sec, tokenKey, d); err != nil {
 		return nil, err
 	}
 	if err := a.openStore(cfg, sec, d); err != nil {
@@ -129,7 +129,12 @@ func New(ctx context.Context, cfg Config, deps *Deps) (app *App, err error) {
 	if err != nil {
 		return nil, err
 	}
-	query := &TrailQuery{Dir: a.trailDir(), Public: a.AuditPublicKey, Audit: a.Audit}
+	var query server.AuditQuery = &TrailQuery{Dir: a.trailDir(), Public: a.AuditPublicKey, Audit: a.Audit}
+	if cfg.WorkspaceID != "" {
+		if query, err = workspaceQuery(cfg, tokenKey, d); err != nil {
+			return nil, err
+		}
+	}
 
 	api, err := server.New(server.Config{
 		Logger: a.Logger, Store: a.Store, Audit: a.Audit, Query: query,
@@ -243,7 +248,7 @@ func (a *App) keyOrEphemeral(v secrets.Value, name string, n int, production boo
 
 func (a *App) trailDir() string { return filepath.Join(a.Config.DataDir, "audit") }
 
-func (a *App) openAudit(cfg Config, sec *appSecrets, tokenKey []byte, d Deps) error {
+func (a *App) openAudit(ctx context.Context, cfg Config, sec *appSecrets, tokenKey []byte, d Deps) error {
 	seed, err := a.keyOrEphemeral(sec.AuditSigningKey, "AUDIT_SIGNING_KEY", ed25519.SeedSize, cfg.Production)
 	if err != nil {
 		return err
@@ -261,6 +266,14 @@ func (a *App) openAudit(cfg Config, sec *appSecrets, tokenKey []byte, d Deps) er
 		return fmt.Errorf("app: audit trail: %w", err)
 	}
 	sinks := []auditlog.Sink{file, auditlog.NewWriterSink(d.Stdout)}
+	if cfg.LogsEndpoint != "" {
+		ingest, err := ingestionSink(ctx, cfg, d)
+		if err != nil {
+			_ = file.Close()
+			return err
+		}
+		sinks = append(sinks, ingest)
+	}
 	l, err := auditlog.New(&auditlog.Options{
 		PseudonymKey: tokenKey,
 		Observer:     auditlog.Observer{Service: "phiguard-api", Instance: cfg.Instance},
@@ -317,16 +330,13 @@ func (a *App) openStore(cfg Config, sec *appSecrets, d Deps) error {
 		opts.Transport = d.BlobTransport
 		cc, err = container.NewClientFromConnectionString(d.BlobConnectionString, cfg.StorageContainer, opts)
 	} else {
-		if d.Credential == nil {
-			cred, cerr := azidentity.NewDefaultAzureCredential(nil)
-			if cerr != nil {
-				return fmt.Errorf("app: Azure credential: %w", cerr)
-			}
-			d.Credential = cred
+		cred, cerr := azureCredential(&d)
+		if cerr != nil {
+			return cerr
 		}
 		opts := &container.ClientOptions{}
 		opts.Transport = d.BlobTransport
-		cc, err = container.NewClient(strings.TrimSuffix(cfg.StorageURL, "/")+"/"+cfg.StorageContainer, d.Credential, opts)
+		cc, err = container.NewClient(strings.TrimSuffix(cfg.StorageURL, "/")+"/"+cfg.StorageContainer, cred, opts)
 	}
 	if err != nil {
 		return fmt.Errorf("app: blob client: %w", err)
@@ -345,14 +355,18 @@ func (a *App) verifier(ctx context.Context, cfg Config, d Deps) (auth.Verifier, 
 		if err != nil {
 			return nil, fmt.Errorf("app: %w", err)
 		}
-		return v, nil
+		return auth.NewCache(v, nil), nil
 	}
 	if cfg.Production {
 		return nil, errors.New("app: development auth is refused in production")
 	}
 	a.Logger.Warn("DEVELOPMENT: accepting tokens signed by the local development key; " +
 		"get one with `go run ./examples/api token -role clinician`")
-	return auth.OpenDev(cfg.DataDir)
+	dev, err := auth.OpenDev(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	return auth.NewCache(dev, nil), nil
 }
 
 // Close flushes the audit trail and closes everything New opened, in
@@ -393,4 +407,56 @@ func provenance(l *secrets.Loader) []string {
 		out = append(out, o.Key+"="+o.Source)
 	}
 	return out
+}
+
+// azureCredential returns d's credential, making the default one on first
+// need (managed or workload identity in Azure).
+func azureCredential(d *Deps) (azcore.TokenCredential, error) {
+	if d.Credential != nil {
+		return d.Credential, nil
+	}
+	cred, err := azidentity.NewDefaultAzureCredential(nil)
+	if err != nil {
+		return nil, fmt.Errorf("app: Azure credential: %w", err)
+	}
+	d.Credential = cred
+	return cred, nil
+}
+
+func ingestionSink(_ context.Context, cfg Config, d Deps) (auditlog.Sink, error) {
+	cred, err := azureCredential(&d)
+	if err != nil {
+		return nil, err
+	}
+	opts := &azlogs.ClientOptions{}
+	opts.Transport = d.LogsTransport
+	c, err := azlogs.NewClient(cfg.LogsEndpoint, cred, opts)
+	if err != nil {
+		return nil, fmt.Errorf("app: Logs Ingestion client: %w", err)
+	}
+	s, err := auditlog.NewIngestionSink(c, cfg.LogsRuleID, cfg.LogsStream, &auditlog.IngestionOptions{
+		SpoolDir: filepath.Join(cfg.DataDir, "audit-spool"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("app: audit ingestion: %w", err)
+	}
+	return s, nil
+}
+
+func workspaceQuery(cfg Config, tokenKey []byte, d Deps) (server.AuditQuery, error) {
+	cred, err := azureCredential(&d)
+	if err != nil {
+		return nil, err
+	}
+	opts := &azquery.LogsClientOptions{}
+	opts.Transport = d.QueryTransport
+	c, err := azquery.NewLogsClient(cred, opts)
+	if err != nil {
+		return nil, fmt.Errorf("app: Log Analytics client: %w", err)
+	}
+	r, err := auditlog.NewReporter(c, cfg.WorkspaceID, &auditlog.ReporterOptions{PseudonymKey: tokenKey})
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	return &WorkspaceQuery{Reporter: r}, nil
 }

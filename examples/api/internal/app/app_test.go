@@ -243,3 +243,18 @@ func TestDocumentRoundTripAndLimit(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.True(t, bytes.Equal(data, got), "document differs after the round trip")
 }
+
+func TestFailClosedWhenAuditCannotRecord(t *testing.T) {
+	ta := newTestApp(t)
+	clin := ta.token(t, "clinician")
+	pid := ta.createPatient(t)
+	resp, _ := ta.do(t, "GET", "/v1/patients/"+pid, clin, "", nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	require.NoError(t, ta.Audit.Close()) // the trail can no longer record
+	resp, body := ta.do(t, "GET", "/v1/patients/"+pid, clin, "", nil)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.NotContains(t, string(body), "MRN-0001", "no PHI without an audit record")
+	resp, _ = ta.do(t, "POST", "/v1/patients", clin, "application/json", strings.NewReader(patientJSON))
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+}

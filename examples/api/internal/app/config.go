@@ -24,8 +24,8 @@ type Config struct {
 	// ModelSHA256 is the hex digest the model file must have; the binary
 	// embeds it, so a changed model needs a new, reviewed build.
 	ModelSHA256 string
-	SecretsDir string // SECRETS_DIR: CSI-mounted secret files
-	DotEnvPath string // .env in the working directory (development only)
+	SecretsDir  string // SECRETS_DIR: CSI-mounted secret files
+	DotEnvPath  string // .env in the working directory (development only)
 
 	KeyVaultURL      string // AZURE_KEYVAULT_URL
 	StorageURL       string // AZURE_STORAGE_ACCOUNT_URL

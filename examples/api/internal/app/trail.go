@@ -26,7 +26,7 @@ type TrailQuery struct {
 const maxLine = 1 << 20
 
 // Events implements server.AuditQuery.
-func (q *TrailQuery) Events(ctx context.Context, eq server.EventQuery) ([]auditlog.Event, error) {
+func (q *TrailQuery) Events(ctx context.Context, eq server.EventQuery) ([]auditlog.AuditRow, error) {
 	src := auditlog.DirSource(q.Dir)
 	if _, err := auditlog.VerifySource(ctx, src, q.Public, nil); err != nil {
 		return nil, fmt.Errorf("app: audit trail: %w", err)
@@ -39,13 +39,13 @@ func (q *TrailQuery) Events(ctx context.Context, eq server.EventQuery) ([]auditl
 	if err != nil {
 		return nil, fmt.Errorf("app: audit trail: %w", err)
 	}
-	var out []auditlog.Event
+	var out []auditlog.AuditRow
 	for _, n := range segs {
 		if err := scanSegment(ctx, src, n, func(e *auditlog.Event) bool {
 			if e.Time.Before(eq.From) || !e.Time.Before(eq.To) || !matches(e, eq, token) {
 				return true
 			}
-			out = append(out, *e)
+			out = append(out, row(e))
 			return len(out) < eq.Limit
 		}); err != nil {
 			return nil, err
@@ -90,4 +90,44 @@ func scanSegment(ctx context.Context, src auditlog.Source, n int64, yield func(*
 		return fmt.Errorf("app: audit segment: %w", err)
 	}
 	return nil
+}
+
+// row maps a trail event to the typed row the workspace reports return, so
+// the auditor's endpoint answers the same shape from either source.
+func row(e *auditlog.Event) auditlog.AuditRow {
+	r := auditlog.AuditRow{
+		Time: e.Time, EventID: e.ID, Action: e.Action, Outcome: e.Outcome, TypeCode: e.Type.Code,
+		ActorID: e.Actor.ID, ActorRoles: e.Actor.Roles, ClientIP: e.Actor.ClientIP,
+		PurposeOfUse: e.PurposeOfUse, Service: e.Observer.Service, Instance: e.Observer.Instance,
+		RequestID: e.RequestID, TraceID: e.TraceID,
+	}
+	for _, ent := range e.Entities {
+		r.EntityIDs = append(r.EntityIDs, ent.Identifier)
+	}
+	return r
+}
+
+// WorkspaceQuery answers the auditor from the Log Analytics workspace that
+// the ingestion sink feeds, through auditlog's KQL-safe Reporter.
+type WorkspaceQuery struct {
+	Reporter *auditlog.Reporter
+}
+
+// Events implements server.AuditQuery.
+func (w *WorkspaceQuery) Events(ctx context.Context, eq server.EventQuery) ([]auditlog.AuditRow, error) {
+	span := auditlog.Span{Start: eq.From, End: eq.To}
+	var rows []auditlog.AuditRow
+	var err error
+	if eq.PatientID != "" {
+		rows, err = w.Reporter.PatientAccess(ctx, phimask.KindID, eq.PatientID, span)
+	} else {
+		rows, err = w.Reporter.UserActivity(ctx, eq.UserID, span)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("app: audit report: %w", err)
+	}
+	if len(rows) > eq.Limit {
+		rows = rows[:eq.Limit]
+	}
+	return rows, nil
 }

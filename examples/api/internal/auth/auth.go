@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 )
@@ -34,6 +35,7 @@ type Principal struct {
 	Subject string // the token's "sub" (Entra ID: the object ID), never PHI
 	Issuer  string
 	Roles   []Role
+	Expiry  time.Time // the token's "exp"
 }
 
 // Has reports whether p holds one of roles.
@@ -107,7 +109,7 @@ func (o *oidcVerifier) Verify(ctx context.Context, raw string) (*Principal, erro
 	if err := tok.Claims(&claims); err != nil {
 		return nil, fmt.Errorf("%w: claims: %w", ErrInvalidToken, err)
 	}
-	p := &Principal{Subject: tok.Subject, Issuer: tok.Issuer}
+	p := &Principal{Subject: tok.Subject, Issuer: tok.Issuer, Expiry: tok.Expiry}
 	for _, r := range claims.Roles {
 		switch Role(r) {
 		case RoleClinician, RoleAuditor, RoleService:

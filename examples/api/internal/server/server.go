@@ -32,7 +32,7 @@ type Auditor interface {
 // AuditQuery answers the auditor's questions; see NewTrailQuery and
 // NewWorkspaceQuery.
 type AuditQuery interface {
-	Events(ctx context.Context, q EventQuery) ([]auditlog.Event, error)
+	Events(ctx context.Context, q EventQuery) ([]auditlog.AuditRow, error)
 }
 
 // EventQuery selects audit events. Exactly one of PatientID and UserID is
