@@ -424,3 +424,10 @@ func TestSubcommands(t *testing.T) {
 	require.ErrorAs(t, err, &ee)
 	assert.Equal(t, 2, ee.ExitCode(), "no development tokens in production")
 }
+
+func verifyTrail(t *testing.T, dir string, pub ed25519.PublicKey) int64 {
+	t.Helper()
+	r, err := auditlog.Verify(dir, pub, nil)
+	require.NoError(t, err)
+	return r.Events
+}

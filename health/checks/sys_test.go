@@ -1,0 +1,5 @@
+package checks_test
+
+import "syscall"
+
+func syscallECONNREFUSED() error { return syscall.ECONNREFUSED }
