@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
@@ -22,6 +23,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/monitor/ingestion/azlogs"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
 	"github.com/phiguard/phiguard/auditlog"
@@ -315,6 +317,13 @@ func (a *App) openStore(cfg Config, sec *appSecrets, d Deps) error {
 		}
 		kek = k
 	}
+	if d.BlobConnectionString == "" && cfg.StorageConnectionString != "" {
+		d.BlobConnectionString = cfg.StorageConnectionString
+		// Azurite starts empty: make the container on first use.
+		if err := createContainer(d.BlobConnectionString, cfg.StorageContainer); err != nil {
+			return err
+		}
+	}
 	if !cfg.AzureStorage() && d.BlobConnectionString == "" {
 		s, err := storage.NewDirStore(filepath.Join(cfg.DataDir, "objects"), kek, nil)
 		if err != nil {
@@ -459,4 +468,17 @@ func workspaceQuery(cfg Config, tokenKey []byte, d Deps) (server.AuditQuery, err
 		return nil, fmt.Errorf("app: %w", err)
 	}
 	return &WorkspaceQuery{Reporter: r}, nil
+}
+
+func createContainer(conn, name string) error {
+	c, err := container.NewClientFromConnectionString(conn, name, nil)
+	if err != nil {
+		return fmt.Errorf("app: blob client: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.Create(ctx, nil); err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
+		return fmt.Errorf("app: create container: %w", err)
+	}
+	return nil
 }

@@ -30,11 +30,15 @@ type Config struct {
 	KeyVaultURL      string // AZURE_KEYVAULT_URL
 	StorageURL       string // AZURE_STORAGE_ACCOUNT_URL
 	StorageContainer string // AZURE_STORAGE_CONTAINER
-	KeyVaultKeyName  string // AZURE_KEYVAULT_KEY_NAME
-	LogsEndpoint     string // AZURE_LOGS_ENDPOINT
-	LogsRuleID       string // AZURE_LOGS_RULE_ID
-	LogsStream       string // AZURE_LOGS_STREAM
-	WorkspaceID      string // AZURE_LOG_ANALYTICS_WORKSPACE_ID
+	// StorageConnectionString (AZURE_STORAGE_CONNECTION_STRING) points the
+	// blob store at Azurite in development; refused in production, where a
+	// connection string would mean an account key in the environment.
+	StorageConnectionString string
+	KeyVaultKeyName         string // AZURE_KEYVAULT_KEY_NAME
+	LogsEndpoint            string // AZURE_LOGS_ENDPOINT
+	LogsRuleID              string // AZURE_LOGS_RULE_ID
+	LogsStream              string // AZURE_LOGS_STREAM
+	WorkspaceID             string // AZURE_LOG_ANALYTICS_WORKSPACE_ID
 
 	OIDCIssuer   string // OIDC_ISSUER
 	OIDCAudience string // OIDC_AUDIENCE
@@ -55,22 +59,23 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		return def
 	}
 	c := Config{
-		Addr:             get("ADDR", "127.0.0.1:8080"),
-		DataDir:          get("DATA_DIR", "var"),
-		ModelPath:        get("MODEL_PATH", defaultModelPath()),
-		SecretsDir:       get("SECRETS_DIR", ""),
-		DotEnvPath:       ".env",
-		KeyVaultURL:      get("AZURE_KEYVAULT_URL", ""),
-		StorageURL:       get("AZURE_STORAGE_ACCOUNT_URL", ""),
-		StorageContainer: get("AZURE_STORAGE_CONTAINER", "phi"),
-		KeyVaultKeyName:  get("AZURE_KEYVAULT_KEY_NAME", ""),
-		LogsEndpoint:     get("AZURE_LOGS_ENDPOINT", ""),
-		LogsRuleID:       get("AZURE_LOGS_RULE_ID", ""),
-		LogsStream:       get("AZURE_LOGS_STREAM", "Custom-PhiguardAudit_CL"),
-		WorkspaceID:      get("AZURE_LOG_ANALYTICS_WORKSPACE_ID", ""),
-		OIDCIssuer:       get("OIDC_ISSUER", ""),
-		OIDCAudience:     get("OIDC_AUDIENCE", ""),
-		Instance:         get("HOSTNAME", "local"),
+		Addr:                    get("ADDR", "127.0.0.1:8080"),
+		DataDir:                 get("DATA_DIR", "var"),
+		ModelPath:               get("MODEL_PATH", defaultModelPath()),
+		SecretsDir:              get("SECRETS_DIR", ""),
+		DotEnvPath:              ".env",
+		KeyVaultURL:             get("AZURE_KEYVAULT_URL", ""),
+		StorageURL:              get("AZURE_STORAGE_ACCOUNT_URL", ""),
+		StorageContainer:        get("AZURE_STORAGE_CONTAINER", "phi"),
+		StorageConnectionString: get("AZURE_STORAGE_CONNECTION_STRING", ""),
+		KeyVaultKeyName:         get("AZURE_KEYVAULT_KEY_NAME", ""),
+		LogsEndpoint:            get("AZURE_LOGS_ENDPOINT", ""),
+		LogsRuleID:              get("AZURE_LOGS_RULE_ID", ""),
+		LogsStream:              get("AZURE_LOGS_STREAM", "Custom-PhiguardAudit_CL"),
+		WorkspaceID:             get("AZURE_LOG_ANALYTICS_WORKSPACE_ID", ""),
+		OIDCIssuer:              get("OIDC_ISSUER", ""),
+		OIDCAudience:            get("OIDC_AUDIENCE", ""),
+		Instance:                get("HOSTNAME", "local"),
 	}
 	switch env := strings.ToLower(get("APP_ENV", "development")); env {
 	case "production":
@@ -110,6 +115,8 @@ func (c *Config) validate() error {
 	if c.Production {
 		// Development conveniences are refused outright in production.
 		switch {
+		case c.StorageConnectionString != "":
+			return errors.New("app: AZURE_STORAGE_CONNECTION_STRING is for development (Azurite); production uses AZURE_STORAGE_ACCOUNT_URL with a managed identity")
 		case c.OIDCIssuer == "":
 			return errors.New("app: production needs OIDC_ISSUER and OIDC_AUDIENCE (development auth is refused)")
 		case c.StorageURL == "":
@@ -122,7 +129,7 @@ func (c *Config) validate() error {
 }
 
 // AzureStorage reports whether blobs go to Azure Blob Storage.
-func (c *Config) AzureStorage() bool { return c.StorageURL != "" }
+func (c *Config) AzureStorage() bool { return c.StorageURL != "" || c.StorageConnectionString != "" }
 
 // defaultModelPath finds the model beside the binary (the image's
 // /app/model) or, under `go run`, in the source tree.
