@@ -86,7 +86,7 @@ func serve(ctx context.Context, cfg app.Config, stdout, stderr io.Writer) int {
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(a.Logger.Handler(), slog.LevelWarn),
 	}
-	a.Logger.Info("listening", "addr", cfg.Addr)
+	a.Logger.Info("listening", "listen", cfg.Addr)
 	err = health.Serve(ctx, srv, a.Health, &health.ServeOptions{
 		DrainDelay: drainDelay(cfg.DrainDelay), GracePeriod: cfg.Grace, Logger: a.Logger,
 	})

@@ -64,6 +64,7 @@ type App struct {
 	Store   *storage.Store
 	// AuditPublicKey verifies the local trail's checkpoints.
 	AuditPublicKey ed25519.PublicKey
+	auditDir       string // set for a development run with an ephemeral audit key
 	closers        []func() error
 }
 
@@ -248,7 +249,12 @@ func (a *App) keyOrEphemeral(v secrets.Value, name string, n int, production boo
 	return k, nil
 }
 
-func (a *App) trailDir() string { return filepath.Join(a.Config.DataDir, "audit") }
+func (a *App) trailDir() string {
+	if a.auditDir != "" {
+		return a.auditDir
+	}
+	return filepath.Join(a.Config.DataDir, "audit")
+}
 
 func (a *App) openAudit(ctx context.Context, cfg Config, sec *appSecrets, tokenKey []byte, d Deps) error {
 	seed, err := a.keyOrEphemeral(sec.AuditSigningKey, "AUDIT_SIGNING_KEY", ed25519.SeedSize, cfg.Production)
@@ -260,6 +266,11 @@ func (a *App) openAudit(ctx context.Context, cfg Config, sec *appSecrets, tokenK
 	}
 	priv := ed25519.NewKeyFromSeed(seed)
 	a.AuditPublicKey = priv.Public().(ed25519.PublicKey)
+	if sec.AuditSigningKey.IsZero() {
+		// An ephemeral key cannot extend the trail of an earlier run (it
+		// would not verify): each such run gets a trail of its own.
+		a.auditDir = filepath.Join(cfg.DataDir, "audit-ephemeral", time.Now().UTC().Format("20060102T150405.000000000"))
+	}
 	file, err := auditlog.NewFileSink(a.trailDir(), &auditlog.FileOptions{
 		SigningKey: priv,
 		Origin:     "phiguard-audit/api/" + cfg.Instance,
