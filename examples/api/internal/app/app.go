@@ -132,7 +132,7 @@ func New(ctx context.Context, cfg Config, deps *Deps) (app *App, err error) {
 	if err != nil {
 		return nil, err
 	}
-	var query server.AuditQuery = &TrailQuery{Dir: a.trailDir(), Public: a.AuditPublicKey, Audit: a.Audit}
+	var query server.AuditQuery = &TrailQuery{Dir: a.TrailDir(), Public: a.AuditPublicKey, Audit: a.Audit}
 	if cfg.WorkspaceID != "" {
 		if query, err = workspaceQuery(cfg, tokenKey, d); err != nil {
 			return nil, err
@@ -249,7 +249,8 @@ func (a *App) keyOrEphemeral(v secrets.Value, name string, n int, production boo
 	return k, nil
 }
 
-func (a *App) trailDir() string {
+// TrailDir is the folder of the local audit trail.
+func (a *App) TrailDir() string {
 	if a.auditDir != "" {
 		return a.auditDir
 	}
@@ -271,7 +272,7 @@ func (a *App) openAudit(ctx context.Context, cfg Config, sec *appSecrets, tokenK
 		// would not verify): each such run gets a trail of its own.
 		a.auditDir = filepath.Join(cfg.DataDir, "audit-ephemeral", time.Now().UTC().Format("20060102T150405.000000000"))
 	}
-	file, err := auditlog.NewFileSink(a.trailDir(), &auditlog.FileOptions{
+	file, err := auditlog.NewFileSink(a.TrailDir(), &auditlog.FileOptions{
 		SigningKey: priv,
 		Origin:     "phiguard-audit/api/" + cfg.Instance,
 	})

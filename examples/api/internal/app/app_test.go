@@ -179,7 +179,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 	}
 	require.NoError(t, ta.Audit.Close())
-	report, err := auditlog.Verify(filepath.Join(ta.dir, "audit"), ta.AuditPublicKey, nil)
+	report, err := auditlog.Verify(ta.TrailDir(), ta.AuditPublicKey, nil)
 	require.NoError(t, err)
 	assert.Positive(t, report.Events)
 }
