@@ -22,6 +22,8 @@ all: lint test
 # Tools the tests require; each PHIGUARD_REQUIRE_* turns a missing one from a
 # skip into a failure, so nothing is skipped silently under make test.
 REQUIRE := PHIGUARD_REQUIRE_AZURITE=1 PHIGUARD_REQUIRE_PODMAN=1 PHIGUARD_REQUIRE_SCRIPT_TOOLS=1
+# The 1 GiB storage stream also through Azurite (the folder back end always runs it).
+TEST_ENV := PHIGUARD_STORAGE_BIG_BLOB=1
 
 # Debian packages: podman and friends for the container test (busybox-static
 # makes its stand-in builder image), shellcheck and envsubst for scripts/.
@@ -29,7 +31,7 @@ APT_TOOLS := podman:podman buildah:buildah runc:runc busybox:busybox-static shel
 
 ## test: install test dependencies, then run every test with the race detector.
 test: deps
-	$(REQUIRE) $(GO) test $(TEST_FLAGS) ./...
+	$(REQUIRE) $(TEST_ENV) $(GO) test $(TEST_FLAGS) ./...
 
 ## deps: everything the tests need that Go modules do not bring.
 deps: $(AZURITE) apt-tools
