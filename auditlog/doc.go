@@ -14,6 +14,15 @@
 //     golang.org/x/mod/sumdb/note). Sync mode returns from Record once the
 //     event is fsynced, concurrent callers sharing one fsync; Async mode
 //     queues in a bounded buffer.
+//   - ArchiveSink: the same trail in append blobs of an Azure Blob Storage
+//     container under a locked time-based retention (WORM) policy, one
+//     trail per replica (SERVICE/INSTANCE/audit-NNNNNNNN.jsonl and its
+//     .checkpoints.jsonl), so the trail outlives the pod. Sync mode returns
+//     from Record once the event is in the append blob, concurrent callers
+//     sharing one Append Block; every append names its expected position,
+//     so a retry can neither duplicate nor reorder. During an outage appends
+//     go to a bounded local spool (drained in order, also after a restart)
+//     and Check reports not ready.
 //   - WriterSink: JSON lines to stdout for container log collection.
 //   - IngestionSink: Azure Monitor Logs Ingestion API, batched under the
 //     1 MB call limit, gzip, retried, spooled on disk during an outage.
@@ -39,7 +48,9 @@
 // rollback of the whole trail (ErrRollback). Report.ProveInclusion and
 // Report.ProveConsistency give proofs that CheckInclusion and
 // CheckConsistency verify with the public key alone. VerifySource takes any
-// Source, so a trail kept elsewhere than a folder verifies the same way.
+// Source, so a trail kept elsewhere than a folder verifies the same way:
+// ArchiveSource reads one replica's trail from the archive, ArchiveTrails
+// lists them, and VerifyArchive verifies them all.
 //
 // # Reporting
 //
@@ -58,5 +69,5 @@
 //
 // Dependencies beyond the standard library: phimask (tokens and redaction,
 // the reason for this package-to-package import), golang.org/x/mod/sumdb,
-// and the azlogs and azquery modules of the Azure SDK for Go.
+// and the azlogs, azquery and azblob modules of the Azure SDK for Go.
 package auditlog

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -39,12 +40,29 @@ type segmentStore interface {
 }
 
 // segmentWriter appends to one segment. Each append is durable when it
-// returns (written and fsynced, or committed).
+// returns (written and fsynced, or committed). An append may instead return
+// errSpooled: the bytes are kept durably in a local spool and the store
+// delivers them later, in order; the trail goes on (see commit).
 type segmentWriter interface {
 	appendEvents(b []byte) error
 	appendCheckpoint(b []byte) error
 	close() error
 }
+
+// segmentLimiter is implemented by segment writers whose storage has limits
+// other than SegmentBytes (an append blob's block count): full reports that
+// appending next bytes of events, then an interval and an end checkpoint,
+// would not fit, so the writer rotates first.
+type segmentLimiter interface {
+	full(next int64) bool
+}
+
+// errSpooled is returned by a segment writer whose remote store is
+// unreachable and which kept the append in its local spool instead. The
+// trail is intact (the spool is delivered in order), so it is not a sticky
+// failure; Sync writers of the batch get it, since their events are not
+// where the sink promised yet.
+var errSpooled = fmt.Errorf("%w: the archive is unreachable; the event is kept in the local spool and will be archived in order when it is back", ErrUnavailable)
 
 // trailConfig is what a trail writer needs from its sink's options.
 type trailConfig struct {
@@ -253,12 +271,13 @@ func (t *trailWriter) run() {
 		}
 		t.mu.Lock()
 		b := t.pending
-		if b.count > 0 {
+		taken := b.count > 0 // read under the lock: an untaken batch is still being filled
+		if taken {
 			t.pending = nextBatch(b)
 		}
 		failed := t.failed
 		t.mu.Unlock()
-		if b.count > 0 {
+		if taken {
 			if failed != nil {
 				b.err = failed
 			} else {
@@ -269,7 +288,7 @@ func (t *trailWriter) run() {
 				<-t.slots
 			}
 		}
-		if !quitting && t.healthy() && t.tree.n > t.ckSize && time.Since(t.ckTime) >= t.cfg.interval {
+		if !quitting && t.healthy() && t.tree.n > t.ckSize && time.Since(t.ckTime) >= t.cfg.interval && !t.segmentFull(0) {
 			t.setFailed(t.checkpoint(false))
 		}
 		if quitting {
@@ -297,14 +316,28 @@ func (t *trailWriter) setFailed(err error) {
 
 func (t *trailWriter) commit(b *batch) error {
 	err := t.commitBatch(b)
+	if errors.Is(err, errSpooled) {
+		return errSpooled
+	}
 	t.setFailed(err)
 	return err
+}
+
+// segmentFull asks the segment writer, when it has limits of its own,
+// whether next bytes of events still fit.
+func (t *trailWriter) segmentFull(next int64) bool {
+	l, ok := t.cur.(segmentLimiter)
+	return ok && l.full(next)
 }
 
 func (t *trailWriter) commitBatch(b *batch) error {
 	// Rotate before hashing and writing, not after, so that no segment is
 	// left empty.
-	if t.segBytes >= t.cfg.segmentBytes {
+	var size int64
+	for _, l := range b.lines {
+		size += int64(len(l)) + 1
+	}
+	if t.segBytes >= t.cfg.segmentBytes || (t.segBytes > 0 && t.segmentFull(size)) {
 		if err := t.rotate(); err != nil {
 			return err
 		}
@@ -319,15 +352,16 @@ func (t *trailWriter) commitBatch(b *batch) error {
 		buf = append(append(buf, l...), '\n')
 	}
 	t.wbuf = buf
-	if err := t.cur.appendEvents(buf); err != nil {
+	err := t.cur.appendEvents(buf)
+	if err != nil && !errors.Is(err, errSpooled) {
 		return fmt.Errorf("auditlog: trail: append: %w", err)
 	}
 	t.appends.Add(1)
 	t.segBytes += int64(len(buf))
-	if cap(t.wbuf) > 4*int(t.cfg.segmentBytes) {
+	if cap(t.wbuf) > 4*int(min(t.cfg.segmentBytes, 1<<30)) {
 		t.wbuf = nil // do not keep a burst's buffer for ever
 	}
-	return nil
+	return err
 }
 
 func (t *trailWriter) rotate() error {
@@ -357,7 +391,7 @@ func (t *trailWriter) checkpoint(end bool) error {
 	if err != nil {
 		return err
 	}
-	if err := t.cur.appendCheckpoint(encodeCheckpointLine(signed)); err != nil {
+	if err := t.cur.appendCheckpoint(encodeCheckpointLine(signed)); err != nil && !errors.Is(err, errSpooled) {
 		return fmt.Errorf("auditlog: trail: append checkpoint: %w", err)
 	}
 	t.appends.Add(1)

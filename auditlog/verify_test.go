@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/phiguard/phiguard/internal/testenv"
 )
 
 // The tamper-matrix trail: an "old" snapshot of 1000 events, and the "full"
@@ -59,10 +61,10 @@ func buildMatrix(t *testing.T) matrixTrail {
 }
 
 func TestMain(m *testing.M) {
-	if runCrashChild() {
+	if runCrashChild() || runArchiveCrashChild() {
 		return
 	}
-	code := m.Run()
+	code := testenv.Main(m) // stops the shared Azurite of the archive tests
 	if matrixDir != "" {
 		_ = os.RemoveAll(matrixDir)
 	}

@@ -1,0 +1,241 @@
+package auditlog
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+
+	"github.com/phiguard/phiguard/phimask"
+)
+
+// ErrBadName: a service or instance name is not usable in a blob name.
+var ErrBadName = errors.New("auditlog: archive: bad service or instance name")
+
+// namePart is what a service or instance name may look like: a DNS-label
+// style name (Kubernetes pod names, Container Apps replica names), so that
+// it is one path segment of a blob name and needs no escaping.
+var namePart = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$`)
+
+// checkNamePart refuses a name that is not a plain path segment, or in which
+// phimask finds something that looks like PHI (a phone number, an SSN...):
+// blob names show up in listings, logs and metrics, and are not covered by
+// the event pseudonymization. The name itself is never put in the error.
+func checkNamePart(what, v string) error {
+	if !namePart.MatchString(v) || strings.Contains(v, "..") {
+		return fmt.Errorf("%w: %s must be 1-128 letters, digits, '.', '_' or '-', starting and ending with a letter or digit", ErrBadName, what)
+	}
+	if len(phimask.Detect(v)) > 0 {
+		return fmt.Errorf("%w: %s looks like it holds PHI", ErrBadName, what)
+	}
+	return nil
+}
+
+// archivePrefix is the folder of one instance's trail in the container.
+func archivePrefix(service, instance string) string { return service + "/" + instance + "/" }
+
+// ArchiveTrail names one instance's trail in an archive container.
+type ArchiveTrail struct {
+	Service  string
+	Instance string
+}
+
+func (a ArchiveTrail) String() string { return a.Service + "/" + a.Instance }
+
+// ArchiveTrails lists the trails in an archive container, sorted: every
+// instance of service, or of every service when service is empty. Blobs
+// whose names are not those of a trail segment are ignored.
+func ArchiveTrails(ctx context.Context, c *container.Client, service string) ([]ArchiveTrail, error) {
+	var prefix *string
+	if service != "" {
+		if err := checkNamePart("service", service); err != nil {
+			return nil, err
+		}
+		p := service + "/"
+		prefix = &p
+	}
+	seen := map[ArchiveTrail]bool{}
+	pager := c.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: prefix})
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("auditlog: archive: list trails: %w", cleanErr(err))
+		}
+		for _, b := range page.Segment.BlobItems {
+			if b.Name == nil {
+				continue
+			}
+			parts := strings.Split(*b.Name, "/")
+			if len(parts) != 3 || !segmentName.MatchString(parts[2]) ||
+				checkNamePart("service", parts[0]) != nil || checkNamePart("instance", parts[1]) != nil {
+				continue
+			}
+			seen[ArchiveTrail{Service: parts[0], Instance: parts[1]}] = true
+		}
+	}
+	out := make([]ArchiveTrail, 0, len(seen))
+	for t := range seen {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b ArchiveTrail) int { return strings.Compare(a.String(), b.String()) })
+	return out, nil
+}
+
+// ArchiveSource returns the Source of one instance's trail in an archive
+// container written by ArchiveSink: VerifySource checks it exactly as it
+// checks a folder. It only reads (list and get blob). It is safe for
+// concurrent use; a trail still being written verifies as of the moment
+// each segment's checkpoints were first looked at (checkpoints are appended
+// only after the events they cover, so the two stay consistent).
+func ArchiveSource(c *container.Client, service, instance string) (Source, error) {
+	if c == nil {
+		return nil, errors.New("auditlog: archive: a container client is required")
+	}
+	if err := checkNamePart("service", service); err != nil {
+		return nil, err
+	}
+	if err := checkNamePart("instance", instance); err != nil {
+		return nil, err
+	}
+	return &archiveSource{c: c, prefix: archivePrefix(service, instance), ckLen: map[int64]int64{}}, nil
+}
+
+type archiveSource struct {
+	c      *container.Client
+	prefix string
+
+	mu    sync.Mutex
+	ckLen map[int64]int64 // checkpoints blob length seen before reading the events
+}
+
+func (s *archiveSource) eventsBlob(n int64) string      { return s.prefix + eventsFile(n) }
+func (s *archiveSource) checkpointsBlob(n int64) string { return s.prefix + checkpointsFile(n) }
+
+func (s *archiveSource) Segments(ctx context.Context) ([]int64, error) {
+	var segs []int64
+	pager := s.c.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &s.prefix})
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("auditlog: archive: list segments: %w", cleanErr(err))
+		}
+		for _, b := range page.Segment.BlobItems {
+			if b.Name == nil {
+				continue
+			}
+			m := segmentName.FindStringSubmatch(strings.TrimPrefix(*b.Name, s.prefix))
+			if m == nil {
+				continue
+			}
+			n, err := strconv.ParseInt(m[1], 10, 64)
+			if err != nil {
+				continue
+			}
+			if !slices.Contains(segs, n) {
+				segs = append(segs, n)
+			}
+		}
+	}
+	slices.Sort(segs)
+	return segs, nil
+}
+
+// OpenEvents first notes the length of the segment's checkpoints, so that
+// OpenCheckpoints reads no checkpoint newer than the events read here.
+func (s *archiveSource) OpenEvents(ctx context.Context, n int64) (io.ReadCloser, error) {
+	props, err := s.c.NewBlobClient(s.checkpointsBlob(n)).GetProperties(ctx, nil)
+	switch {
+	case err == nil && props.ContentLength != nil:
+		s.mu.Lock()
+		s.ckLen[n] = *props.ContentLength
+		s.mu.Unlock()
+	case err != nil && !bloberror.HasCode(err, bloberror.BlobNotFound):
+		return nil, fmt.Errorf("auditlog: archive: %w", cleanErr(err))
+	}
+	return s.open(ctx, s.eventsBlob(n), -1)
+}
+
+func (s *archiveSource) OpenCheckpoints(ctx context.Context, n int64) (io.ReadCloser, error) {
+	s.mu.Lock()
+	limit, ok := s.ckLen[n]
+	s.mu.Unlock()
+	if !ok {
+		limit = -1
+	}
+	return s.open(ctx, s.checkpointsBlob(n), limit)
+}
+
+// open streams a blob (its first limit bytes when limit >= 0); a missing
+// blob is an error wrapping fs.ErrNotExist.
+func (s *archiveSource) open(ctx context.Context, name string, limit int64) (io.ReadCloser, error) {
+	if limit == 0 {
+		return io.NopCloser(strings.NewReader("")), nil
+	}
+	o := &blob.DownloadStreamOptions{}
+	if limit > 0 {
+		o.Range = blob.HTTPRange{Offset: 0, Count: limit}
+	}
+	resp, err := s.c.NewBlobClient(name).DownloadStream(ctx, o)
+	if err != nil {
+		if bloberror.HasCode(err, bloberror.BlobNotFound) {
+			return nil, fmt.Errorf("auditlog: archive: %s: %w", name, fs.ErrNotExist)
+		}
+		return nil, fmt.Errorf("auditlog: archive: %w", cleanErr(err))
+	}
+	// The retry reader resumes a long download cut by the network.
+	return resp.NewRetryReader(ctx, &blob.RetryReaderOptions{MaxRetries: 3}), nil
+}
+
+// ArchiveReport is the verification of one instance's trail.
+type ArchiveReport struct {
+	Trail  ArchiveTrail
+	Report *Report // nil when the trail could not be read
+	Err    error   // nil when the trail verifies
+}
+
+// VerifyArchive verifies every trail in the container (of service, or of
+// every service when empty), each on its own with opts (see VerifySource),
+// and returns one report per trail. The error joins the trails' errors
+// (wrapping ErrTampered when a trail does not verify). opts.Trusted, a
+// checkpoint of one instance, cannot apply to all: verify that instance
+// with VerifySource(ctx, ArchiveSource(...), ...) instead; VerifyArchive
+// refuses it.
+func VerifyArchive(ctx context.Context, c *container.Client, service string, pub ed25519.PublicKey, opts *VerifyOptions) ([]ArchiveReport, error) {
+	if opts != nil && opts.Trusted != nil {
+		return nil, errors.New("auditlog: archive: a trusted checkpoint names one trail: verify it with ArchiveSource")
+	}
+	trails, err := ArchiveTrails(ctx, c, service)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		out  []ArchiveReport
+		errs []error
+	)
+	for _, t := range trails {
+		src, err := ArchiveSource(c, t.Service, t.Instance)
+		if err != nil {
+			return out, err
+		}
+		r, err := VerifySource(ctx, src, pub, opts)
+		out = append(out, ArchiveReport{Trail: t, Report: r, Err: err})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("trail %s: %w", t, err))
+		}
+	}
+	if len(errs) > 0 {
+		return out, fmt.Errorf("auditlog: archive: %w", errors.Join(errs...))
+	}
+	return out, nil
+}
