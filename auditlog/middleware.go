@@ -28,6 +28,10 @@ type MiddlewareOptions struct {
 	// counted in Logger.Stats).
 	OnError func(r *http.Request, err error)
 	// RequestIDHeader is read for Event.RequestID ("X-Request-ID" if empty).
+	// Its value is scrubbed with phimask.Redact, but a detector cannot tell
+	// every identifier from an opaque ID (a bare nine-digit number may be an
+	// SSN): name a header that only a trusted proxy sets, or have describe
+	// set Event.RequestID to an ID the service made itself.
 	RequestIDHeader string
 }
 
@@ -83,7 +87,9 @@ func Middleware(l *Logger, describe Describe, opts *MiddlewareOptions, next http
 					o.OnError(r, err)
 				}
 			}
-			if panicked {
+			// pv is nil only after runtime.Goexit (panic(nil) recovers as a
+			// *runtime.PanicNilError): let Goexit go on unwinding.
+			if panicked && pv != nil {
 				panic(pv)
 			}
 		}()

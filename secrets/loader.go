@@ -187,10 +187,11 @@ func (l *Loader) get(ctx context.Context, key string) (Value, string, error) {
 			return nil, err
 		}
 		l.mu.Lock()
-		// A refresh may have stored a newer value meanwhile; keep it.
+		// A refresh may have stored a newer value meanwhile; keep it. After
+		// Close nothing is stored: the cache must stay empty.
 		if cur, ok := l.cache[key]; ok {
 			c = cur
-		} else {
+		} else if !l.closed {
 			l.cache[key] = c
 		}
 		l.mu.Unlock()
@@ -307,6 +308,11 @@ func (l *Loader) Refresh(ctx context.Context) error {
 
 	var changes []Change
 	l.mu.Lock()
+	if l.closed {
+		// Closed while fetching: store nothing, call nobody.
+		l.mu.Unlock()
+		return ErrClosed
+	}
 	for i, k := range keys {
 		if keyErrs[i] != nil {
 			errs = append(errs, keyErrs[i])
@@ -393,12 +399,16 @@ func (l *Loader) Close() error {
 	}
 	l.closed = true
 	stop, done := l.stop, l.done
-	l.cache = map[string]cached{}
 	l.mu.Unlock()
 	if stop != nil {
 		close(stop)
 		<-done
 	}
+	// Emptied after the refresher has stopped, so that no in-flight refresh
+	// puts values back.
+	l.mu.Lock()
+	l.cache = map[string]cached{}
+	l.mu.Unlock()
 	return nil
 }
 

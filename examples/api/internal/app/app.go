@@ -122,19 +122,19 @@ func New(ctx context.Context, cfg Config, deps *Deps) (app *App, err error) {
 		return nil, fmt.Errorf("app: %w", err)
 	}
 
-	if err := a.openAudit(ctx, cfg, sec, tokenKey, d); err != nil {
+	if err := a.openAudit(cfg, sec, tokenKey, &d); err != nil {
 		return nil, err
 	}
-	if err := a.openStore(cfg, sec, d); err != nil {
+	if err := a.openStore(cfg, sec, &d); err != nil {
 		return nil, err
 	}
-	verifier, err := a.verifier(ctx, cfg, d)
+	verifier, err := a.verifier(ctx, cfg, &d)
 	if err != nil {
 		return nil, err
 	}
 	var query server.AuditQuery = &TrailQuery{Dir: a.TrailDir(), Public: a.AuditPublicKey, Audit: a.Audit}
 	if cfg.WorkspaceID != "" {
-		if query, err = workspaceQuery(cfg, tokenKey, d); err != nil {
+		if query, err = workspaceQuery(cfg, tokenKey, &d); err != nil {
 			return nil, err
 		}
 	}
@@ -164,7 +164,9 @@ func New(ctx context.Context, cfg Config, deps *Deps) (app *App, err error) {
 			return nil, fmt.Errorf("app: %w", err)
 		}
 	}
-	if err := h.AddStartup("model", func(context.Context) error { return nil }); err != nil {
+	// Startup waits for the first contact with the store, so a slow first
+	// connection delays readiness instead of tripping liveness restarts.
+	if err := h.AddStartup("storage", a.Store.Check); err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
 	mux := http.NewServeMux()
@@ -257,7 +259,7 @@ func (a *App) TrailDir() string {
 	return filepath.Join(a.Config.DataDir, "audit")
 }
 
-func (a *App) openAudit(ctx context.Context, cfg Config, sec *appSecrets, tokenKey []byte, d Deps) error {
+func (a *App) openAudit(cfg Config, sec *appSecrets, tokenKey []byte, d *Deps) error {
 	seed, err := a.keyOrEphemeral(sec.AuditSigningKey, "AUDIT_SIGNING_KEY", ed25519.SeedSize, cfg.Production)
 	if err != nil {
 		return err
@@ -280,10 +282,23 @@ func (a *App) openAudit(ctx context.Context, cfg Config, sec *appSecrets, tokenK
 		return fmt.Errorf("app: audit trail: %w", err)
 	}
 	sinks := []auditlog.Sink{file, auditlog.NewWriterSink(d.Stdout)}
-	if cfg.LogsEndpoint != "" {
-		ingest, err := ingestionSink(ctx, cfg, d)
+	closeSinks := func() {
+		for _, s := range sinks {
+			_ = s.Close()
+		}
+	}
+	if cfg.ArchiveContainer != "" {
+		archive, err := archiveSink(cfg, priv, d)
 		if err != nil {
-			_ = file.Close()
+			closeSinks()
+			return err
+		}
+		sinks = append(sinks, archive)
+	}
+	if cfg.LogsEndpoint != "" {
+		ingest, err := ingestionSink(cfg, d)
+		if err != nil {
+			closeSinks()
 			return err
 		}
 		sinks = append(sinks, ingest)
@@ -293,7 +308,7 @@ func (a *App) openAudit(ctx context.Context, cfg Config, sec *appSecrets, tokenK
 		Observer:     auditlog.Observer{Service: "phiguard-api", Instance: cfg.Instance},
 	}, sinks...)
 	if err != nil {
-		_ = file.Close()
+		closeSinks()
 		return fmt.Errorf("app: audit: %w", err)
 	}
 	a.Audit = l
@@ -301,7 +316,7 @@ func (a *App) openAudit(ctx context.Context, cfg Config, sec *appSecrets, tokenK
 	return nil
 }
 
-func (a *App) openStore(cfg Config, sec *appSecrets, d Deps) error {
+func (a *App) openStore(cfg Config, sec *appSecrets, d *Deps) error {
 	var kek storage.KeyWrapper
 	if cfg.KeyVaultKeyName != "" {
 		opts := &azkeys.ClientOptions{}
@@ -351,7 +366,7 @@ func (a *App) openStore(cfg Config, sec *appSecrets, d Deps) error {
 		opts.Transport = d.BlobTransport
 		cc, err = container.NewClientFromConnectionString(d.BlobConnectionString, cfg.StorageContainer, opts)
 	} else {
-		cred, cerr := azureCredential(&d)
+		cred, cerr := azureCredential(d)
 		if cerr != nil {
 			return cerr
 		}
@@ -370,7 +385,7 @@ func (a *App) openStore(cfg Config, sec *appSecrets, d Deps) error {
 	return nil
 }
 
-func (a *App) verifier(ctx context.Context, cfg Config, d Deps) (auth.Verifier, error) {
+func (a *App) verifier(ctx context.Context, cfg Config, d *Deps) (auth.Verifier, error) {
 	if cfg.OIDCIssuer != "" {
 		v, err := auth.NewOIDCVerifier(ctx, cfg.OIDCIssuer, cfg.OIDCAudience, &auth.OIDCOptions{HTTPClient: d.OIDCClient})
 		if err != nil {
@@ -444,8 +459,8 @@ func azureCredential(d *Deps) (azcore.TokenCredential, error) {
 	return cred, nil
 }
 
-func ingestionSink(_ context.Context, cfg Config, d Deps) (auditlog.Sink, error) {
-	cred, err := azureCredential(&d)
+func ingestionSink(cfg Config, d *Deps) (auditlog.Sink, error) {
+	cred, err := azureCredential(d)
 	if err != nil {
 		return nil, err
 	}
@@ -464,8 +479,8 @@ func ingestionSink(_ context.Context, cfg Config, d Deps) (auditlog.Sink, error)
 	return s, nil
 }
 
-func workspaceQuery(cfg Config, tokenKey []byte, d Deps) (server.AuditQuery, error) {
-	cred, err := azureCredential(&d)
+func workspaceQuery(cfg Config, tokenKey []byte, d *Deps) (server.AuditQuery, error) {
+	cred, err := azureCredential(d)
 	if err != nil {
 		return nil, err
 	}
@@ -493,4 +508,47 @@ func createContainer(conn, name string) error {
 		return fmt.Errorf("app: create container: %w", err)
 	}
 	return nil
+}
+
+// archiveSink appends this replica's trail to the immutable archive
+// container: Record returns once the event is in the append blob, so a pod
+// that dies loses no acknowledged event.
+func archiveSink(cfg Config, key ed25519.PrivateKey, d *Deps) (auditlog.Sink, error) {
+	var cc *container.Client
+	var err error
+	if conn := firstNonEmpty(d.BlobConnectionString, cfg.StorageConnectionString); conn != "" {
+		opts := &container.ClientOptions{}
+		opts.Transport = d.BlobTransport
+		cc, err = container.NewClientFromConnectionString(conn, cfg.ArchiveContainer, opts)
+	} else {
+		cred, cerr := azureCredential(d)
+		if cerr != nil {
+			return nil, cerr
+		}
+		opts := &container.ClientOptions{}
+		opts.Transport = d.BlobTransport
+		cc, err = container.NewClient(strings.TrimSuffix(cfg.StorageURL, "/")+"/"+cfg.ArchiveContainer, cred, opts)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("app: archive client: %w", err)
+	}
+	s, err := auditlog.NewArchiveSink(cc, &auditlog.ArchiveOptions{
+		SigningKey: key,
+		Service:    "phiguard-api",
+		Instance:   cfg.Instance,
+		SpoolDir:   filepath.Join(cfg.DataDir, "audit-archive-spool"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("app: audit archive: %w", err)
+	}
+	return s, nil
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -251,10 +252,25 @@ func TestFailClosedWhenAuditCannotRecord(t *testing.T) {
 	resp, _ := ta.do(t, "GET", "/v1/patients/"+pid, clin, "", nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 
+	objects := func() int {
+		n := 0
+		require.NoError(t, filepath.WalkDir(filepath.Join(ta.dir, "objects"), func(_ string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				n++
+			}
+			return err
+		}))
+		return n
+	}
+	stored := objects()
+
 	require.NoError(t, ta.Audit.Close()) // the trail can no longer record
 	resp, body := ta.do(t, "GET", "/v1/patients/"+pid, clin, "", nil)
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
-	assert.NotContains(t, string(body), "MRN-0001", "no PHI without an audit record")
+	assert.False(t, strings.Contains(string(body), "MRN-0001"), "no PHI without an audit record")
 	resp, _ = ta.do(t, "POST", "/v1/patients", clin, "application/json", strings.NewReader(patientJSON))
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	resp, _ = ta.do(t, "POST", "/v1/patients/"+pid+"/documents", clin, "text/plain", strings.NewReader("note"))
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.Equal(t, stored, objects(), "nothing is stored by a request the trail could not record")
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -30,6 +31,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/phiguard/phiguard/auditlog"
 	"github.com/phiguard/phiguard/examples/api/internal/app"
 	"github.com/phiguard/phiguard/examples/api/internal/oidctest"
 	"github.com/phiguard/phiguard/internal/testenv"
@@ -159,19 +161,23 @@ func TestAzureMode(t *testing.T) {
 	az := testenv.Shared(t)
 	containerName := az.NewContainer(t).URL()
 	containerName = containerName[strings.LastIndex(containerName, "/")+1:]
+	archive := az.NewContainer(t)
+	archiveName := archive.URL()[strings.LastIndex(archive.URL(), "/")+1:]
 
 	is := oidctest.New(t, audience)
 	dir := t.TempDir()
 	cfg, err := app.ConfigFromEnv(func(k string) string {
 		return map[string]string{
 			"APP_ENV": "production", "DATA_DIR": dir, "OIDC_ISSUER": is.URL(), "OIDC_AUDIENCE": audience,
-			"MODEL_PATH":                filepath.Join("..", "..", "model", "readmission.json"),
-			"AZURE_KEYVAULT_URL":        "https://test.vault.azure.net",
-			"AZURE_KEYVAULT_KEY_NAME":   "storage-kek",
-			"AZURE_STORAGE_ACCOUNT_URL": az.BlobURL(),
-			"AZURE_STORAGE_CONTAINER":   containerName,
-			"AZURE_LOGS_ENDPOINT":       "https://test.ingest.monitor.azure.com",
-			"AZURE_LOGS_RULE_ID":        "dcr-00000000000000000000000000000000",
+			"MODEL_PATH":                    filepath.Join("..", "..", "model", "readmission.json"),
+			"AZURE_KEYVAULT_URL":            "https://test.vault.azure.net",
+			"AZURE_KEYVAULT_KEY_NAME":       "storage-kek",
+			"AZURE_STORAGE_ACCOUNT_URL":     az.BlobURL(),
+			"AZURE_STORAGE_CONTAINER":       containerName,
+			"AZURE_AUDIT_ARCHIVE_CONTAINER": archiveName,
+			"HOSTNAME":                      "replica-1",
+			"AZURE_LOGS_ENDPOINT":           "https://test.ingest.monitor.azure.com",
+			"AZURE_LOGS_RULE_ID":            "dcr-00000000000000000000000000000000",
 		}[k]
 	})
 	require.NoError(t, err)
@@ -201,7 +207,7 @@ func TestAzureMode(t *testing.T) {
 	require.NoError(t, json.Unmarshal(body, &created))
 	resp, body = ta.do(t, "GET", "/v1/patients/"+created.ID, clin, "", nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	assert.Contains(t, string(body), ssn)
+	assert.True(t, strings.Contains(string(body), ssn), "the clinician reads the record back")
 
 	// The blob in Azurite is ciphertext, with the CSE v2 metadata.
 	blob := az.Client(t).ServiceClient().NewContainerClient(containerName).NewBlobClient("patients/" + created.ID + "/record.json")
@@ -213,8 +219,7 @@ func TestAzureMode(t *testing.T) {
 	raw, err := io.ReadAll(dl.Body)
 	require.NoError(t, dl.Body.Close())
 	require.NoError(t, err)
-	assert.NotContains(t, string(raw), name)
-	assert.NotContains(t, string(raw), ssn)
+	assertAbsent(t, "raw blob", raw, name, ssn)
 	kv.mu.Lock()
 	assert.Positive(t, kv.wraps, "content keys are wrapped by Key Vault")
 	kv.mu.Unlock()
@@ -229,12 +234,18 @@ func TestAzureMode(t *testing.T) {
 	}, 20*time.Second, 50*time.Millisecond, "ready with Key Vault, Blob Storage and Logs Ingestion")
 
 	require.NoError(t, a.Close()) // flushes the ingestion sink
+	// The archive holds this replica's trail, and it verifies.
+	seed, err := base64.StdEncoding.DecodeString(kv.secrets["AUDIT-SIGNING-KEY"])
+	require.NoError(t, err)
+	reports, err := auditlog.VerifyArchive(ctx, archive, "phiguard-api", ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey), nil)
+	require.NoError(t, err)
+	require.Len(t, reports, 1)
+	assert.GreaterOrEqual(t, reports[0].Report.Events, int64(2), "the archive holds the requests' events")
+
 	rows, payload := mon.snapshot()
 	assert.GreaterOrEqual(t, rows, 2, "the audit events reached Logs Ingestion")
-	for _, s := range []string{name, ssn, "123456789"} {
-		assert.NotContains(t, string(payload), s, "PHI in the ingestion payload")
-		assert.NotContains(t, out.String(), s, "PHI on stdout")
-	}
+	assertAbsent(t, "ingestion payload", payload, name, ssn, "123456789")
+	assertAbsent(t, "stdout", []byte(out.String()), name, ssn, "123456789")
 }
 
 func keys(m map[string]*string) []string {
@@ -243,4 +254,15 @@ func keys(m map[string]*string) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// assertAbsent fails when any needle is in haystack, naming the place and
+// the needle's index only: a failure message must not print PHI.
+func assertAbsent(t *testing.T, where string, haystack []byte, needles ...string) {
+	t.Helper()
+	for i, n := range needles {
+		if bytes.Contains(haystack, []byte(n)) {
+			t.Errorf("synthetic PHI value %d appears in clear in %s", i, where)
+		}
+	}
 }

@@ -34,11 +34,15 @@ type Config struct {
 	// blob store at Azurite in development; refused in production, where a
 	// connection string would mean an account key in the environment.
 	StorageConnectionString string
-	KeyVaultKeyName         string // AZURE_KEYVAULT_KEY_NAME
-	LogsEndpoint            string // AZURE_LOGS_ENDPOINT
-	LogsRuleID              string // AZURE_LOGS_RULE_ID
-	LogsStream              string // AZURE_LOGS_STREAM
-	WorkspaceID             string // AZURE_LOG_ANALYTICS_WORKSPACE_ID
+	// ArchiveContainer (AZURE_AUDIT_ARCHIVE_CONTAINER) is the immutable
+	// container the audit trail is archived to, on the same account as the
+	// store: the system of record beyond one pod.
+	ArchiveContainer string
+	KeyVaultKeyName  string // AZURE_KEYVAULT_KEY_NAME
+	LogsEndpoint     string // AZURE_LOGS_ENDPOINT
+	LogsRuleID       string // AZURE_LOGS_RULE_ID
+	LogsStream       string // AZURE_LOGS_STREAM
+	WorkspaceID      string // AZURE_LOG_ANALYTICS_WORKSPACE_ID
 
 	OIDCIssuer   string // OIDC_ISSUER
 	OIDCAudience string // OIDC_AUDIENCE
@@ -68,6 +72,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		StorageURL:              get("AZURE_STORAGE_ACCOUNT_URL", ""),
 		StorageContainer:        get("AZURE_STORAGE_CONTAINER", "phi"),
 		StorageConnectionString: get("AZURE_STORAGE_CONNECTION_STRING", ""),
+		ArchiveContainer:        get("AZURE_AUDIT_ARCHIVE_CONTAINER", ""),
 		KeyVaultKeyName:         get("AZURE_KEYVAULT_KEY_NAME", ""),
 		LogsEndpoint:            get("AZURE_LOGS_ENDPOINT", ""),
 		LogsRuleID:              get("AZURE_LOGS_RULE_ID", ""),
@@ -109,6 +114,12 @@ func (c *Config) validate() error {
 	if (c.LogsEndpoint == "") != (c.LogsRuleID == "") {
 		return errors.New("app: set both AZURE_LOGS_ENDPOINT and AZURE_LOGS_RULE_ID, or neither")
 	}
+	if c.ArchiveContainer != "" && !c.AzureStorage() {
+		return errors.New("app: AZURE_AUDIT_ARCHIVE_CONTAINER needs AZURE_STORAGE_ACCOUNT_URL")
+	}
+	if c.ArchiveContainer != "" && !c.AzureStorage() {
+		return errors.New("app: AZURE_AUDIT_ARCHIVE_CONTAINER needs AZURE_STORAGE_ACCOUNT_URL")
+	}
 	if c.KeyVaultKeyName != "" && c.KeyVaultURL == "" {
 		return errors.New("app: AZURE_KEYVAULT_KEY_NAME needs AZURE_KEYVAULT_URL")
 	}
@@ -121,7 +132,7 @@ func (c *Config) validate() error {
 			return errors.New("app: production needs OIDC_ISSUER and OIDC_AUDIENCE (development auth is refused)")
 		case c.StorageURL == "":
 			return errors.New("app: production needs AZURE_STORAGE_ACCOUNT_URL (the folder store is for development)")
-		case c.KeyVaultKeyName == "" && c.KeyVaultURL == "":
+		case c.KeyVaultKeyName == "" || c.KeyVaultURL == "":
 			return errors.New("app: production needs AZURE_KEYVAULT_URL and AZURE_KEYVAULT_KEY_NAME")
 		}
 	}

@@ -28,9 +28,13 @@ const maxLine = 1 << 20
 // Events implements server.AuditQuery.
 func (q *TrailQuery) Events(ctx context.Context, eq server.EventQuery) ([]auditlog.AuditRow, error) {
 	src := auditlog.DirSource(q.Dir)
-	if _, err := auditlog.VerifySource(ctx, src, q.Public, nil); err != nil {
+	report, err := auditlog.VerifySource(ctx, src, q.Public, nil)
+	if err != nil {
 		return nil, fmt.Errorf("app: audit trail: %w", err)
 	}
+	// Only the events the verification covered: a line being written now
+	// (or appended after the check) is neither read nor returned.
+	remaining := report.Events
 	var token string
 	if eq.PatientID != "" {
 		token = q.Audit.Token(phimask.KindID, eq.PatientID)
@@ -41,7 +45,10 @@ func (q *TrailQuery) Events(ctx context.Context, eq server.EventQuery) ([]auditl
 	}
 	var out []auditlog.AuditRow
 	for _, n := range segs {
-		if err := scanSegment(ctx, src, n, func(e *auditlog.Event) bool {
+		if remaining <= 0 {
+			break
+		}
+		if err := scanSegment(ctx, src, n, &remaining, func(e *auditlog.Event) bool {
 			if e.Time.Before(eq.From) || !e.Time.Before(eq.To) || !matches(e, eq, token) {
 				return true
 			}
@@ -69,7 +76,8 @@ func matches(e *auditlog.Event, eq server.EventQuery, token string) bool {
 	return false
 }
 
-func scanSegment(ctx context.Context, src auditlog.Source, n int64, yield func(*auditlog.Event) bool) error {
+// scanSegment decodes the events of segment n, at most *remaining of them.
+func scanSegment(ctx context.Context, src auditlog.Source, n int64, remaining *int64, yield func(*auditlog.Event) bool) error {
 	rc, err := src.OpenEvents(ctx, n)
 	if err != nil {
 		return fmt.Errorf("app: audit segment: %w", err)
@@ -77,7 +85,8 @@ func scanSegment(ctx context.Context, src auditlog.Source, n int64, yield func(*
 	defer rc.Close()
 	sc := bufio.NewScanner(rc)
 	sc.Buffer(make([]byte, 64<<10), maxLine)
-	for sc.Scan() {
+	for *remaining > 0 && sc.Scan() {
+		*remaining--
 		var e auditlog.Event
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
 			return errors.New("app: audit segment: undecodable event")

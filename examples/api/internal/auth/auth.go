@@ -132,15 +132,16 @@ func BearerToken(r *http.Request) (string, error) {
 	return strings.TrimSpace(tok), nil
 }
 
-type ctxKey struct{}
-
-// WithPrincipal returns ctx carrying p.
-func WithPrincipal(ctx context.Context, p *Principal) context.Context {
-	return context.WithValue(ctx, ctxKey{}, p)
-}
-
-// FromContext returns the principal of an authenticated request, or nil.
-func FromContext(ctx context.Context) *Principal {
-	p, _ := ctx.Value(ctxKey{}).(*Principal)
-	return p
+// Reason classifies a verification error with a fixed word for logs:
+// "no_token", "expired" or "invalid". The error text itself may quote claim
+// values chosen by the caller, so it is never logged.
+func Reason(err error) string {
+	var expired *oidc.TokenExpiredError
+	switch {
+	case errors.Is(err, ErrNoToken):
+		return "no_token"
+	case errors.As(err, &expired):
+		return "expired"
+	}
+	return "invalid"
 }

@@ -80,19 +80,29 @@ func createKey(path string) (*ecdsa.PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: dev key: %w", err)
 	}
-	// O_EXCL: two processes starting at once must not overwrite each other's key.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// Written to a temporary file, then linked into place: a process
+	// starting at the same time sees no key or a whole key, never half of
+	// one, and a lost race reads the winner's key.
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".dev-key-*")
 	if err != nil {
+		return nil, fmt.Errorf("auth: dev key: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		_ = tmp.Close()
+		return nil, fmt.Errorf("auth: dev key: %w", err)
+	}
+	if err := pem.Encode(tmp, &pem.Block{Type: "EC PRIVATE KEY", Bytes: der}); err != nil {
+		_ = tmp.Close()
+		return nil, fmt.Errorf("auth: dev key: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, fmt.Errorf("auth: dev key: %w", err)
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return readKey(path)
 		}
-		return nil, fmt.Errorf("auth: dev key: %w", err)
-	}
-	if err := pem.Encode(f, &pem.Block{Type: "EC PRIVATE KEY", Bytes: der}); err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("auth: dev key: %w", err)
-	}
-	if err := f.Close(); err != nil {
 		return nil, fmt.Errorf("auth: dev key: %w", err)
 	}
 	return k, nil

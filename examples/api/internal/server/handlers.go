@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -138,6 +139,9 @@ func (s *Server) createPatient(w http.ResponseWriter, r *http.Request, rc *reqCt
 	if _, err := s.cfg.Store.Put(r.Context(), patientObject(id), bytesReader(body), &storage.PutOptions{NoOverwrite: true}); err != nil {
 		return 0, nil, fmt.Errorf("store patient: %w", err)
 	}
+	if err := s.auditOrUndo(r, rc, http.StatusCreated, patientObject(id)); err != nil {
+		return 0, nil, err
+	}
 	return http.StatusCreated, map[string]string{"id": id}, nil
 }
 
@@ -211,6 +215,9 @@ func (s *Server) createDocument(w http.ResponseWriter, r *http.Request, rc *reqC
 		}
 		return 0, nil, fmt.Errorf("store document: %w", err)
 	}
+	if err := s.auditOrUndo(r, rc, http.StatusCreated, documentObject(id, doc)); err != nil {
+		return 0, nil, err
+	}
 	return http.StatusCreated, map[string]any{"id": doc, "size": obj.Size}, nil
 }
 
@@ -239,12 +246,30 @@ func (s *Server) getDocument(w http.ResponseWriter, r *http.Request, rc *reqCtx)
 	w.Header().Set("Content-Length", strconv.FormatInt(obj.Size, 10))
 	w.WriteHeader(http.StatusOK)
 	if _, err := io.Copy(w, rd); err != nil {
-		// Tampered or unreadable past the first region: cut the connection
-		// so the client cannot mistake a partial body for the document.
+		// Tampered or unreadable past the first region: the success event is
+		// already on the trail, so a second event records the failure; then
+		// cut the connection so the client cannot mistake a partial body for
+		// the document.
 		s.cfg.Logger.ErrorContext(r.Context(), "document stream failed", "request_id", rc.id, "error", err)
+		if aerr := s.cfg.Audit.Record(context.WithoutCancel(r.Context()), s.event(rc, http.StatusInternalServerError)); aerr != nil {
+			s.cfg.Logger.ErrorContext(r.Context(), "audit record failed", "request_id", rc.id, "error", aerr)
+		}
 		panic(http.ErrAbortHandler)
 	}
 	return 0, nil, nil
+}
+
+// auditOrUndo records a create before its response is released. When the
+// trail cannot record it, the new object is deleted again: PHI must not be
+// stored by a request whose access is not on the trail.
+func (s *Server) auditOrUndo(r *http.Request, rc *reqCtx, status int, object string) error {
+	if err := s.audit(r.Context(), rc, status); err != nil {
+		if derr := s.cfg.Store.Delete(context.WithoutCancel(r.Context()), object); derr != nil {
+			s.cfg.Logger.ErrorContext(r.Context(), "unaudited object could not be deleted", "request_id", rc.id, "error", derr)
+		}
+		return errAuditDown
+	}
+	return nil
 }
 
 // PredictRequest asks for a readmission risk. PatientID, when given, is

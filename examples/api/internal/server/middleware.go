@@ -82,6 +82,10 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // wrap applies the per-request pipeline: request ID, authentication,
 // authorization (deny by default), the handler, one audit event, and a
 // PHI-safe access log line.
+//
+// It does not use auditlog.Middleware, which records after the response:
+// here a PHI response is held back until its event is recorded (fail
+// closed), which needs the handler's result before anything is written.
 func (s *Server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		rc := &reqCtx{id: requestID(), route: rt, start: time.Now(), r: r}
@@ -140,8 +144,9 @@ func (s *Server) authorize(r *http.Request, rc *reqCtx) error {
 	}
 	p, err := s.cfg.Verifier.Verify(r.Context(), raw)
 	if err != nil {
-		// go-oidc's reason names a claim, never the token or its values.
-		s.cfg.Logger.InfoContext(r.Context(), "token rejected", "request_id", rc.id, "reason", errors.Unwrap(err))
+		// A fixed reason only: go-oidc's messages quote claim values, which
+		// the caller chose.
+		s.cfg.Logger.InfoContext(r.Context(), "token rejected", "request_id", rc.id, "reason", auth.Reason(err))
 		return errUnauthenticated
 	}
 	rc.principal = p

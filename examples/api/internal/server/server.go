@@ -21,6 +21,7 @@ import (
 type Store interface {
 	Put(ctx context.Context, name string, r io.Reader, opts *storage.PutOptions) (*storage.Object, error)
 	Get(ctx context.Context, name string) (io.ReadCloser, *storage.Object, error)
+	Delete(ctx context.Context, name string) error
 }
 
 // Auditor records audit events; *auditlog.Logger implements it.
