@@ -551,6 +551,7 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
             { name: 'AZURE_KEYVAULT_KEY_NAME', value: keyVaultKeyName }
             { name: 'AZURE_STORAGE_ACCOUNT_URL', value: storage.properties.primaryEndpoints.blob }
             { name: 'AZURE_STORAGE_CONTAINER', value: phiContainerName }
+            { name: 'AZURE_AUDIT_ARCHIVE_CONTAINER', value: archiveContainerName }
             { name: 'AZURE_LOGS_ENDPOINT', value: dce.properties.logsIngestion.endpoint }
             { name: 'AZURE_LOGS_RULE_ID', value: dcr.properties.immutableId }
             { name: 'AZURE_LOGS_STREAM', value: auditStreamName }
