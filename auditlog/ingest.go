@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -45,6 +46,10 @@ type IngestionOptions struct {
 	// RetryBase and RetryMax bound the exponential back-off between failed
 	// uploads (500ms and 1m if 0). A 429's Retry-After takes precedence.
 	RetryBase, RetryMax time.Duration
+	// Logger, if set, gets one ERROR record "audit delivery failed" per
+	// failed upload, with the HTTP status and whether the batch will be
+	// retried (never a payload), for alerting on delivery failures.
+	Logger *slog.Logger
 	// CloseTimeout is how long Close keeps trying to deliver the spool
 	// (10s if 0); what is left stays spooled for the next start.
 	CloseTimeout time.Duration
@@ -473,6 +478,12 @@ func (s *IngestionSink) upload(ctx context.Context, f spoolFile) (time.Duration,
 		if re.RawResponse != nil {
 			wait = retryAfter(re.RawResponse.Header.Get("Retry-After"))
 		}
+	}
+	if s.opts.Logger != nil {
+		retried := status < 400 || status >= 500 || status == http.StatusTooManyRequests ||
+			status == http.StatusRequestTimeout || status == http.StatusUnauthorized || status == http.StatusForbidden
+		s.opts.Logger.LogAttrs(ctx, slog.LevelError, "audit delivery failed",
+			slog.Int("status", status), slog.Bool("retried", retried))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -176,7 +177,10 @@ func TestIngestionOutageSpoolsAndRecoversInOrder(t *testing.T) {
 	t.Parallel()
 	srv := &ingestServer{}
 	spool := t.TempDir()
-	sink, err := NewIngestionSink(newIngestClient(t, srv), "dcr-test", "Custom-PhiguardAudit", fastIngestOptions(spool))
+	opts := fastIngestOptions(spool)
+	var logs syncBuffer
+	opts.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	sink, err := NewIngestionSink(newIngestClient(t, srv), "dcr-test", "Custom-PhiguardAudit", opts)
 	require.NoError(t, err)
 	l, err := New(&Options{PseudonymKey: testPseudonymKey()}, sink)
 	require.NoError(t, err)
@@ -195,6 +199,7 @@ func TestIngestionOutageSpoolsAndRecoversInOrder(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotEmpty(t, spooled, "events must be spooled on disk during the outage")
 	assert.NoError(t, l.Check(context.Background()), "an outage with room in the spool keeps the sink ready")
+	assert.Contains(t, logs.String(), `"msg":"audit delivery failed","status":503,"retried":true`, "failures are logged for alerting")
 
 	srv.mu.Lock()
 	srv.down = false
@@ -322,4 +327,22 @@ func TestIngestionOptionsRequired(t *testing.T) {
 	assert.Equal(t, time.Duration(0), retryAfter("soon"))
 	assert.Equal(t, 3*time.Second, retryAfter("3"))
 	assert.False(t, errors.Is(nil, ErrUnavailable))
+}
+
+// syncBuffer is a bytes.Buffer safe for the sink's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

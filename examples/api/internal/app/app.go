@@ -296,7 +296,7 @@ func (a *App) openAudit(cfg Config, sec *appSecrets, tokenKey []byte, d *Deps) e
 		sinks = append(sinks, archive)
 	}
 	if cfg.LogsEndpoint != "" {
-		ingest, err := ingestionSink(cfg, d)
+		ingest, err := ingestionSink(cfg, d, a.Logger)
 		if err != nil {
 			closeSinks()
 			return err
@@ -459,7 +459,7 @@ func azureCredential(d *Deps) (azcore.TokenCredential, error) {
 	return cred, nil
 }
 
-func ingestionSink(cfg Config, d *Deps) (auditlog.Sink, error) {
+func ingestionSink(cfg Config, d *Deps, logger *slog.Logger) (auditlog.Sink, error) {
 	cred, err := azureCredential(d)
 	if err != nil {
 		return nil, err
@@ -472,6 +472,7 @@ func ingestionSink(cfg Config, d *Deps) (auditlog.Sink, error) {
 	}
 	s, err := auditlog.NewIngestionSink(c, cfg.LogsRuleID, cfg.LogsStream, &auditlog.IngestionOptions{
 		SpoolDir: filepath.Join(cfg.DataDir, "audit-spool"),
+		Logger:   logger, // failures feed the "audit delivery" alert
 	})
 	if err != nil {
 		return nil, fmt.Errorf("app: audit ingestion: %w", err)
