@@ -44,9 +44,10 @@ const (
 const maxCtxWord = 12
 
 type ctxTable struct {
-	// pair[a][b] has bit n set when some context word of length n starts
-	// with the lower-case letters a, b: one lookup rules out most words.
-	pair  [26][26]uint16
+	// pair[a&31][b&31] has bit n set when some context word of length n
+	// starts with the letters a, b (any case): one lookup rules out most
+	// words. Indexing by c&31 needs no bounds check.
+	pair  [32][32]uint16
 	words map[string]ctxID
 }
 
@@ -56,7 +57,7 @@ func (c *ctxTable) maybe(t string, i, j int) bool {
 	if n < 2 || n > maxCtxWord {
 		return false
 	}
-	return c.pair[(t[i]|0x20)-'a'][(t[i+1]|0x20)-'a']&(1<<n) != 0
+	return c.pair[t[i]&31][t[i+1]&31]&(1<<n) != 0
 }
 
 // ctxTab is a read-only table built once.
@@ -78,6 +79,7 @@ var ctxTab = func() *ctxTable {
 		"zip": cxZip, "zipcode": cxZip, "postal": cxZip,
 		"mr": cxTitle, "mrs": cxTitle, "ms": cxTitle, "miss": cxTitle, "mx": cxTitle, "dr": cxTitle,
 		"patient": cxPatient, "pt": cxPatient,
+		"doctor": cxNamed, "nurse": cxNamed, "physician": cxNamed, "professor": cxNamed, "prof": cxTitle,
 		"name": cxName, "named": cxNamed,
 		"spoke": cxSpoke, "talked": cxSpoke, "called": cxNamed,
 		"wife": cxRelative, "husband": cxRelative, "son": cxRelative, "daughter": cxRelative,
@@ -89,7 +91,7 @@ var ctxTab = func() *ctxTable {
 	}
 	t := &ctxTable{words: words}
 	for w := range words {
-		t.pair[w[0]-'a'][w[1]-'a'] |= 1 << len(w)
+		t.pair[w[0]&31][w[1]&31] |= 1 << len(w)
 	}
 	return t
 }()

@@ -112,6 +112,8 @@ func TestDetectKinds(t *testing.T) {
 		{"age context 45 kept", "aged 45", nil},
 		// Context identifiers.
 		{"mrn", "MRN: A1234567", []Kind{KindMRN}},
+		{"mrn glued", "MRN12345678", []Kind{KindMRN}},
+		{"ssn glued", "SSN123456789", []Kind{KindSSN}},
 		{"medical record", "medical record number 55-1234", []Kind{KindMRN}},
 		{"account", "account number 99-1234", []Kind{KindAccount}},
 		{"account no qualifier", "account locked for 30 minutes", nil},
@@ -124,6 +126,18 @@ func TestDetectKinds(t *testing.T) {
 		{"vin bad check digit", "car 1HGCM82643A004352", nil},
 		{"vin context", "VIN: 1HGCM82643A004352", []Kind{KindVIN}},
 		{"device serial", "device serial SN-88123", []Kind{KindDevice}},
+		// Near misses for context kinds: the word without a value.
+		{"fax without number", "fax machine offline", nil},
+		{"url without slashes", "see http:/x and mailto:", nil},
+		{"street without number", "the Main Street clinic", nil},
+		{"number without street suffix", "4 West Wing", nil},
+		{"mrn pending", "MRN pending review", nil},
+		{"policy update", "policy update 2 applied", nil},
+		{"license expired", "license expired", nil},
+		{"device offline", "device offline for 5 minutes", nil},
+		{"email without tld", "a@b", nil},
+		{"ip with five parts", "1.2.3.4.5", nil},
+		{"age word without age", "age unknown", nil},
 		// Names.
 		{"title", "seen by Dr. Jane O'Neil today", []Kind{KindName}},
 		{"title all caps", "Mr. JOHN SMITH", []Kind{KindName}},
@@ -135,6 +149,8 @@ func TestDetectKinds(t *testing.T) {
 		{"spoke with", "spoke with Anna Schmidt", []Kind{KindName}},
 		{"spoke with title", "spoke with Dr. House", []Kind{KindName}},
 		{"relative", "his wife Mary came", []Kind{KindName}},
+		{"doctor", "seen by doctor Gregory House", []Kind{KindName}},
+		{"nurse lower-case word after", "the nurse said", nil},
 		{"ms as unit", "took 5 ms John", nil},
 		{"non-ASCII name", "patient José Müller-Łukasz admitted", []Kind{KindName}},
 		{"curly apostrophe", "Dr. Zoë O’Brien", []Kind{KindName}},
@@ -185,7 +201,7 @@ func TestMustNotFlag(t *testing.T) {
 			t.Parallel()
 			got := Detect(text)
 			assert.Empty(t, got, "findings in %q", text)
-			assert.Equal(t, text, Redact(text))
+			assertRedacted(t, text, Redact(text))
 		})
 	}
 }
@@ -201,16 +217,16 @@ func TestDetectOffsets(t *testing.T) {
 	}{{KindName, "Jane Doe"}, {KindSSN, "123-45-6789"}, {KindPhone, "(555) 234-5678"}, {KindEmail, "jd@example.org"}}
 	for i, f := range got {
 		assert.Equal(t, want[i].k, f.Kind)
-		assert.Equal(t, want[i].span, text[f.Start:f.End], "finding %d", i)
+		assert.True(t, want[i].span == text[f.Start:f.End], "finding %d spans other bytes", i)
 	}
 }
 
 func TestRedactKeepsTheRest(t *testing.T) {
 	t.Parallel()
 	in := "admitted patient SSN 123-45-6789 to ward 4"
-	assert.Equal(t, "admitted patient SSN [REDACTED:SSN] to ward 4", Redact(in))
+	assertRedacted(t, "admitted patient SSN [REDACTED:SSN] to ward 4", Redact(in))
 	in = "ünïcode ✓ before 555-234-5678 after ✓"
-	assert.Equal(t, "ünïcode ✓ before [REDACTED:PHONE] after ✓", Redact(in))
+	assertRedacted(t, "ünïcode ✓ before [REDACTED:PHONE] after ✓", Redact(in))
 }
 
 func TestRedactNoAllocWithoutPHI(t *testing.T) {
@@ -244,10 +260,10 @@ func TestValidators(t *testing.T) {
 func TestKindsFilter(t *testing.T) {
 	t.Parallel()
 	h := NewHandler(nil, &Options{Kinds: []Kind{KindSSN}})
-	assert.Equal(t, "ssn [REDACTED:SSN] mail a@example.org", h.Redact("ssn 123-45-6789 mail a@example.org"))
+	assertRedacted(t, "ssn [REDACTED:SSN] mail a@example.org", h.Redact("ssn 123-45-6789 mail a@example.org"))
 	// With URL detection off, the URL is scanned inside.
 	h = NewHandler(nil, &Options{Kinds: []Kind{KindEmail, KindSSN}})
-	assert.Equal(t, "https://x.example/p?m=[REDACTED:EMAIL]", h.Redact("https://x.example/p?m=jd@example.org"))
+	assertRedacted(t, "https://x.example/p?m=[REDACTED:EMAIL]", h.Redact("https://x.example/p?m=jd@example.org"))
 	assert.Len(t, Kinds(), 25)
 }
 
@@ -261,6 +277,6 @@ func TestRedactLargeInputsStayLinear(t *testing.T) {
 		fmt.Fprintf(&b, "ssn %03d-%02d-%04d; ", area, 1+i%99, 1+i%9999)
 	}
 	out := Redact(b.String())
-	assert.NotContains(t, out, "ssn 1")
+	assertNoLeak(t, out, []string{"ssn 1"}, nil)
 	assert.Equal(t, strings.Count(b.String(), "ssn "), strings.Count(out, "ssn [REDACTED:SSN]"))
 }

@@ -21,8 +21,9 @@ type Options struct {
 	// AllowKeys, when not empty, turns on deny-by-default: the value of
 	// every attribute whose key is not listed is replaced by "[REDACTED]".
 	// Listed keys are still scanned for PHI, and PHI keys are still redacted
-	// whole. Group keys need not be listed: the rule applies to the
-	// attributes inside them.
+	// whole. The keys of groups, structs, maps and slices need not be
+	// listed: the rule applies to their members (struct fields and map keys
+	// included).
 	AllowKeys []string
 
 	// PassKeys lists keys whose values pass untouched: not scanned, not
@@ -157,7 +158,9 @@ func (h *Handler) Stats() Stats { return h.st.snapshot() }
 var errNextPanicked = errors.New("phimask: next handler panicked")
 
 // Handle redacts r and passes the result to the next handler. When r
-// holds no PHI, r itself is passed on.
+// holds no PHI, r itself is passed on. If processing r fails as a whole, a
+// record with r's time, level and source and a fixed message is passed on
+// instead; a panic in the next handler is returned as an error.
 func (h *Handler) Handle(ctx context.Context, r slog.Record) (err error) {
 	h.st.records.Add(1)
 	inNext := false
@@ -169,8 +172,7 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) (err error) {
 			}
 			h.st.failures.Add(1)
 			h.st.redacted.Add(1)
-			inNext = true
-			err = h.next.Handle(ctx, slog.NewRecord(r.Time, r.Level, failedMessage, r.PC))
+			err = h.withheld(ctx, r)
 		}
 	}()
 	msg, changed := h.c.text.redact(r.Message, h.st)
@@ -191,6 +193,16 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) (err error) {
 	nr := slog.NewRecord(r.Time, r.Level, msg, r.PC)
 	nr.AddAttrs(attrs...)
 	return h.next.Handle(ctx, nr)
+}
+
+// withheld passes on a record that keeps only r's time, level and source.
+func (h *Handler) withheld(ctx context.Context, r slog.Record) (err error) {
+	defer func() {
+		if recover() != nil {
+			err = errNextPanicked
+		}
+	}()
+	return h.next.Handle(ctx, slog.NewRecord(r.Time, r.Level, failedMessage, r.PC))
 }
 
 // WithAttrs redacts attrs once and returns a handler that adds them to
@@ -267,14 +279,31 @@ func (h *Handler) attr(a *slog.Attr, lvl level, ik kid, inherit bool) bool {
 	if kc.pass && !inherit {
 		return changed
 	}
-	if a.Value.Kind() == slog.KindLogValuer {
+	vk := a.Value.Kind()
+	if vk == slog.KindLogValuer {
 		a.Value, changed = h.resolve(a.Value), true
+		vk = a.Value.Kind()
 	}
 	if kc.phi {
 		ik, inherit = kc.k, true
 	}
+	// Fast path: numbers, booleans, durations and times outside PHI keys
+	// and without an allow-list are kept as they are.
+	if !inherit && h.c.keys.allow == nil {
+		switch vk {
+		case slog.KindInt64, slog.KindUint64, slog.KindFloat64, slog.KindBool, slog.KindDuration, slog.KindTime:
+			return changed
+		case slog.KindString:
+			if s, ch := h.c.text.redact(a.Value.String(), h.st); ch {
+				h.st.key(a.Key)
+				a.Value = slog.StringValue(s)
+				return true
+			}
+			return changed
+		}
+	}
 	switch {
-	case a.Value.Kind() == slog.KindGroup:
+	case vk == slog.KindGroup:
 		if nv, ch := h.group(a.Value, lvl, ik, inherit); ch {
 			a.Value, changed = nv, true
 		}
@@ -282,7 +311,8 @@ func (h *Handler) attr(a *slog.Attr, lvl level, ik kid, inherit bool) bool {
 	case inherit:
 		a.Value = h.whole(a.Key, a.Value, ik, lvl)
 		return true
-	case h.c.keys.allow != nil && !kc.allowed:
+	case h.c.keys.allow != nil && !kc.allowed && !isContainer(a.Value):
+		// Containers are walked below: the allow-list applies to their members.
 		if a.Value.Kind() == slog.KindAny && a.Value.Any() == nil {
 			return changed
 		}

@@ -1,6 +1,8 @@
 package phimask
 
 import (
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -38,4 +40,21 @@ func assertKept(t testing.TB, out string, fragments ...string) {
 			t.Errorf("non-PHI fragment %q missing from output", f)
 		}
 	}
+}
+
+// assertRedacted compares a redacted result with the expected one. On a
+// mismatch it prints the expected (already redacted) form, the offset of
+// the first difference and the length of what was got, never its content,
+// which may hold the unredacted value.
+func assertRedacted(t testing.TB, want, got any, msgAndArgs ...any) {
+	t.Helper()
+	if reflect.DeepEqual(want, got) {
+		return
+	}
+	ws, gs := fmt.Sprint(want), fmt.Sprint(got)
+	i := 0
+	for i < len(ws) && i < len(gs) && ws[i] == gs[i] {
+		i++
+	}
+	t.Errorf("output differs from %q at byte %d (got %d bytes, content withheld) %s", ws, i, len(gs), fmt.Sprint(msgAndArgs...))
 }

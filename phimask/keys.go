@@ -1,6 +1,7 @@
 package phimask
 
 import (
+	"hash/maphash"
 	"strings"
 	"sync/atomic"
 )
@@ -147,6 +148,7 @@ type keyRules struct {
 	// nocache disables the cache, for the immutable package-level rules.
 	nocache bool
 
+	seed  maphash.Seed
 	cache [keyCacheSize]atomic.Pointer[keyEntry]
 }
 
@@ -158,7 +160,7 @@ type keyEntry struct {
 const keyCacheSize = 512 // a power of two
 
 func newKeyRules(o *Options, text *textConfig) *keyRules {
-	r := &keyRules{extra: map[string]keyRule{}, pass: map[string]bool{}, text: text}
+	r := &keyRules{extra: map[string]keyRule{}, pass: map[string]bool{}, text: text, seed: maphash.MakeSeed()}
 	for name, k := range o.PHIKeys {
 		id, ok := kidOf(k)
 		if !ok {
@@ -185,11 +187,8 @@ func (r *keyRules) classify(key string) keyClass {
 	if r.nocache {
 		return r.compute(key)
 	}
-	h := uint32(2166136261) // FNV-1a
-	for k := 0; k < len(key); k++ {
-		h = (h ^ uint32(key[k])) * 16777619
-	}
-	i, j := h&(keyCacheSize-1), (h>>16)&(keyCacheSize-1)
+	h := maphash.String(r.seed, key)
+	i, j := h&(keyCacheSize-1), (h>>32)&(keyCacheSize-1)
 	if e := r.cache[i].Load(); e != nil && e.key == key {
 		return e.c
 	}

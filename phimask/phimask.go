@@ -12,8 +12,10 @@ type Finding struct {
 }
 
 // Detect returns the PHI findings in text with the default detectors (every
-// Kind), sorted by Start and non-overlapping. It returns nil when text holds
-// no PHI. Detect is safe for concurrent use.
+// Kind), sorted by Start and non-overlapping. Once a value is found, its
+// other standalone occurrences in text are findings too ("patient Jane Doe
+// ... Jane Doe called"). It returns nil when text holds no PHI. Detect is
+// safe for concurrent use.
 func Detect(text string) []Finding {
 	return detect(text, allKinds)
 }

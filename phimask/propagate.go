@@ -1,6 +1,7 @@
 package phimask
 
 import (
+	"slices"
 	"sort"
 	"strings"
 )
@@ -11,46 +12,95 @@ import (
 // it stands alone (no letter or digit glued to it, other than one that
 // belongs to another finding). It runs only when something was found.
 //
-// Each distinct value costs one search of the text, so the work is bounded
-// by propagateBudget bytes searched: in a huge text with many distinct
-// values, the values past the budget are not propagated (each value is
-// still replaced where the detectors found it).
+// It makes one pass over the text and compares only at bytes that start a
+// found value. The work is bounded (maxPropagated distinct values,
+// propagateBudget comparisons): in a huge text with very many distinct
+// values, some other occurrences may be missed, while each value is still
+// replaced where the detectors found it.
 func (s *scanner) propagate() {
 	if s.n == 0 {
 		return
 	}
+	t := s.t
 	found := s.spans()
-	var seen map[string]bool
-	var extra []span
-	work := 0
-	for idx, f := range found {
-		v := s.t[f.s:f.e]
-		if seen == nil && idx > 0 {
-			seen = make(map[string]bool, len(found))
-			for _, p := range found[:idx] {
-				seen[s.t[p.s:p.e]] = true
+
+	// Distinct values (at most maxPropagated), grouped by first byte,
+	// longest first.
+	var vbuf [8]span
+	vals := vbuf[:0]
+	if len(found) <= len(vbuf) {
+	outer:
+		for _, f := range found {
+			for _, v := range vals {
+				if t[v.s:v.e] == t[f.s:f.e] {
+					continue outer
+				}
+			}
+			vals = append(vals, f)
+		}
+	} else {
+		seen := make(map[string]bool, len(found))
+		for _, f := range found {
+			if v := t[f.s:f.e]; !seen[v] && len(vals) < maxPropagated {
+				seen[v] = true
+				vals = append(vals, f)
 			}
 		}
-		if seen[v] {
+	}
+	slices.SortFunc(vals, func(a, b span) int {
+		if t[a.s] != t[b.s] {
+			return int(t[a.s]) - int(t[b.s])
+		}
+		return (b.e - b.s) - (a.e - a.s)
+	})
+	var start, end [256]uint8
+	for k := len(vals) - 1; k >= 0; k-- {
+		if k >= maxPropagated {
+			continue // not reached: vals is capped
+		}
+		c := t[vals[k].s]
+		start[c] = uint8(k)
+		if end[c] == 0 {
+			end[c] = uint8(k + 1)
+		}
+	}
+
+	var extra []span
+	budget := propagateBudget
+	fi := 0 // first finding that ends after p
+	for p := 0; p < len(t); p++ {
+		c := t[p]
+		lo, hi := start[c], end[c]
+		if lo == hi {
 			continue
 		}
-		if seen != nil {
-			seen[v] = true
+		for fi < len(found) && found[fi].e <= p {
+			fi++
 		}
-		if work += len(s.t); work > propagateBudget {
-			break
+		if fi < len(found) && found[fi].s <= p {
+			p = found[fi].e - 1 // inside a finding
+			continue
 		}
-		for from := 0; from < len(s.t); {
-			k := strings.Index(s.t[from:], v)
-			if k < 0 {
+		// Glued on the left to a letter or digit that no finding covers.
+		if p > 0 && isAlnum(t[p-1]) && isAlnum(c) && (fi == 0 || found[fi-1].e != p) {
+			continue
+		}
+		for k := lo; k < hi; k++ {
+			if budget--; budget < 0 {
 				break
 			}
-			a, e := from+k, from+k+len(v)
-			from = a + 1
-			if coveredBy(found, a, e) || !s.standsAlone(found, a, e) {
+			v := vals[k]
+			n := v.e - v.s
+			if !strings.HasPrefix(t[p:], t[v.s:v.e]) {
 				continue
 			}
-			extra = append(extra, span{s: a, e: e, k: f.k})
+			e := p + n
+			if e < len(t) && isAlnum(t[e]) && isAlnum(t[e-1]) && !inSpan(found, e) {
+				continue
+			}
+			extra = append(extra, span{s: p, e: e, k: v.k})
+			p = e - 1
+			break
 		}
 	}
 	if len(extra) == 0 {
@@ -59,7 +109,7 @@ func (s *scanner) propagate() {
 	all := make([]span, 0, len(found)+len(extra))
 	all = append(all, found...)
 	all = append(all, extra...)
-	sort.Slice(all, func(i, j int) bool { return all[i].s < all[j].s })
+	slices.SortFunc(all, func(a, b span) int { return a.s - b.s })
 	merged := all[:1]
 	for _, sp := range all[1:] {
 		last := &merged[len(merged)-1]
@@ -74,27 +124,15 @@ func (s *scanner) propagate() {
 	s.grown, s.n = merged, len(merged)
 }
 
-// propagateBudget bounds the bytes propagate searches in one text.
-const propagateBudget = 1 << 24
-
-// coveredBy reports whether [a, e) lies inside one of the sorted spans.
-func coveredBy(spans []span, a, e int) bool {
-	i := sort.Search(len(spans), func(i int) bool { return spans[i].e > a })
-	return i < len(spans) && spans[i].s <= a && spans[i].e >= e
-}
+const (
+	// propagateBudget bounds the value comparisons propagate makes in one text.
+	propagateBudget = 1 << 22
+	// maxPropagated bounds the distinct values propagated in one text.
+	maxPropagated = 255
+)
 
 // inSpan reports whether byte p belongs to one of the sorted spans.
-func inSpan(spans []span, p int) bool { return coveredBy(spans, p, p+1) }
-
-// standsAlone reports whether the occurrence [a, e) is not glued to a
-// letter or digit outside any finding.
-func (s *scanner) standsAlone(found []span, a, e int) bool {
-	t := s.t
-	if a > 0 && isAlnum(t[a-1]) && isAlnum(t[a]) && !inSpan(found, a-1) {
-		return false
-	}
-	if e < len(t) && isAlnum(t[e]) && isAlnum(t[e-1]) && !inSpan(found, e) {
-		return false
-	}
-	return true
+func inSpan(spans []span, p int) bool {
+	i := sort.Search(len(spans), func(i int) bool { return spans[i].e > p })
+	return i < len(spans) && spans[i].s <= p
 }

@@ -227,20 +227,16 @@ func (s *scanner) boundaryAfter(e int) bool { return e >= len(s.t) || !isAlnum(s
 func (s *scanner) word(i int) int {
 	t := s.t
 	j := i
-	digits := false
+	var acc uint8
 	for j < len(t) {
 		f := ctab[t[j]]
-		if f&fLetter != 0 {
-			j++
-			continue
+		if f&fAlnum == 0 {
+			break
 		}
-		if f&fDigit != 0 {
-			digits = true
-			j++
-			continue
-		}
-		break
+		acc |= f
+		j++
 	}
+	digits := acc&fDigit != 0
 	if j < len(t) && (t[j] == '-' || t[j] == ':') {
 		if e, skip := s.hexShapes(i, j); skip {
 			return e
@@ -293,7 +289,7 @@ func (s *scanner) hexShapes(i, j int) (e int, skip bool) {
 // isUUID reports whether t starts with a UUID (8-4-4-4-12 hex) not
 // followed by more alphanumerics.
 func isUUID(t string) bool {
-	if len(t) < 36 {
+	if len(t) < 36 || t[8] != '-' || t[13] != '-' || t[18] != '-' || t[23] != '-' {
 		return false
 	}
 	for k := 0; k < 36; k++ {
@@ -351,6 +347,21 @@ func (s *scanner) ipv6(i int) (int, bool) {
 func (s *scanner) mixed(i, j int) int {
 	t := s.t
 	n := j - i
+	// A context word glued to its value: "MRN12345", "SSN123456789".
+	if isLetter(t[i]) {
+		d := i
+		for d < j && isLetter(t[d]) {
+			d++
+		}
+		if ctxTab.maybe(t, i, d) {
+			var lb [16]byte
+			if id, ok := ctxTab.words[string(lower(&lb, t[i:d]))]; ok && id != cxTitle {
+				if e := s.context(id, i, d); e > d {
+					return e
+				}
+			}
+		}
+	}
 	if t[i] >= '1' && t[i] <= '9' {
 		if e := s.mbi(i); e > 0 {
 			return e

@@ -219,7 +219,7 @@ func (s *scanner) phoneEnd(g *groups, k int) int {
 // card detects payment card numbers in the first groups.
 func (s *scanner) card(g *groups) int {
 	t := s.t
-	if c := t[g.s[0]]; c < '2' || c > '6' {
+	if c := t[g.s[0]]; c < '2' || c > '6' || (g.n == 1 && (g.len(0) < 13 || g.len(0) > 19)) {
 		return 0
 	}
 	max := g.n
@@ -579,6 +579,10 @@ func (s *scanner) cityBefore(p int) {
 // street detects "1234 North Elm Street Apt 5" after a house number [i, d).
 func (s *scanner) street(i, d int) int {
 	t := s.t
+	// Quick rejection: a street name starts with a capital or an ordinal.
+	if d+1 >= len(t) || (t[d] == ' ' && !isUpper(t[d+1]) && !isDigit(t[d+1])) {
+		return 0
+	}
 	p := d
 	if p < len(t) && isUpper(t[p]) && p+1 < len(t) && t[p+1] == ' ' {
 		p++ // "221B Baker Street"

@@ -57,20 +57,16 @@ func (t *tokenizer) token(kind Kind, value string) string {
 
 // tokenWith computes the token with a fresh or reset HMAC state.
 func tokenWith(mac hash.Hash, kind Kind, value string) string {
-	mac.Write([]byte(kind))
-	mac.Write([]byte{0})
-	mac.Write([]byte(normalizeValue(kind, value)))
+	norm := normalizeValue(kind, value)
+	msg := make([]byte, 0, len(kind)+1+len(norm))
+	msg = append(msg, kind...)
+	msg = append(msg, 0)
+	msg = append(msg, norm...)
+	mac.Write(msg)
 	var sum [sha256.Size]byte
 	var hx [tokenHexLen]byte
 	hex.Encode(hx[:], mac.Sum(sum[:0])[:tokenHexLen/2])
-	var b strings.Builder
-	b.Grow(len(kind) + tokenHexLen + 3)
-	b.WriteByte('[')
-	b.WriteString(string(kind))
-	b.WriteByte(':')
-	b.Write(hx[:])
-	b.WriteByte(']')
-	return b.String()
+	return "[" + string(kind) + ":" + string(hx[:]) + "]"
 }
 
 // normalizeValue maps equivalent spellings of a value to one form.
@@ -90,11 +86,35 @@ func normalizeValue(kind Kind, value string) string {
 	case KindIBAN, KindMBI, KindDEA, KindVIN:
 		return upperAlnum(value)
 	default:
-		return strings.Join(strings.Fields(value), " ")
+		return collapseSpace(value)
 	}
 }
 
+// collapseSpace trims s and collapses inner runs of white space to one
+// space, without allocating when s is already in that form.
+func collapseSpace(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == ' ' {
+			if i == 0 || i == len(s)-1 || s[i+1] == ' ' {
+				clean = false
+				break
+			}
+		} else if c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f' || c >= 0x80 {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	return strings.Join(strings.Fields(s), " ")
+}
+
 func keepDigits(s string) string {
+	if allDigits(s) {
+		return s
+	}
 	b := make([]byte, 0, len(s))
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c >= '0' && c <= '9' {

@@ -3,6 +3,7 @@ package phimask
 import (
 	"encoding"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"reflect"
 	"sort"
@@ -12,9 +13,10 @@ import (
 )
 
 var (
-	errorType    = reflect.TypeFor[error]()
-	stringerType = reflect.TypeFor[fmt.Stringer]()
-	textMarshT   = reflect.TypeFor[encoding.TextMarshaler]()
+	errorType     = reflect.TypeFor[error]()
+	logValuerType = reflect.TypeFor[slog.LogValuer]()
+	stringerType  = reflect.TypeFor[fmt.Stringer]()
+	textMarshT    = reflect.TypeFor[encoding.TextMarshaler]()
 )
 
 // sanitize turns any Go value into a PHI-free tree of plain values
@@ -58,14 +60,28 @@ func (h *Handler) walk(key string, rv reflect.Value, lvl level, k kid, inherit b
 				return nil
 			}
 			if inherit {
-				return h.leaf(key, x.String(), k, true)
+				return h.leaf(key, x.Redacted(), k, true)
 			}
 			return redactURL(x, h.c, h.st)
+		case url.URL:
+			if inherit {
+				return h.leaf(key, x.Redacted(), k, true)
+			}
+			return redactURL(&x, h.c, h.st)
+		case *url.Userinfo, url.Userinfo:
+			// User names and passwords are never printed.
+			return "REDACTED"
 		case []byte:
 			return h.leaf(key, string(x), k, inherit)
 		}
 		if isNilPtr(rv) {
 			return nil
+		}
+		if t.Implements(logValuerType) {
+			// Resolve as slog would, process like an attribute, then flatten.
+			a := slog.Attr{Key: key, Value: slog.AnyValue(rv.Interface())}
+			h.attr(&a, lvl, k, inherit)
+			return plain(a.Value)
 		}
 		if t.Implements(errorType) {
 			return h.leaf(key, rv.Interface().(error).Error(), k, inherit)
@@ -186,6 +202,24 @@ func (h *Handler) walk(key string, rv reflect.Value, lvl level, k kid, inherit b
 	}
 }
 
+// plain turns a processed slog.Value into a plain Go value.
+func plain(v slog.Value) any {
+	switch v.Kind() {
+	case slog.KindGroup:
+		m := map[string]any{}
+		for _, a := range v.Group() {
+			m[a.Key] = plain(a.Value)
+		}
+		return m
+	case slog.KindTime:
+		return v.Time().Format(time.RFC3339Nano)
+	case slog.KindDuration:
+		return v.Duration().String()
+	default:
+		return v.Any()
+	}
+}
+
 // field processes one named member (struct field or map entry) the way an
 // attribute with that key is processed.
 func (h *Handler) field(name string, v reflect.Value, lvl level, k kid, inherit bool, _ string) (string, any) {
@@ -257,6 +291,35 @@ func kindFromTag(tag string) kid {
 		return kCard
 	}
 	return kID
+}
+
+// isContainer reports whether v holds a struct (with exported fields, not
+// an error), map, slice or array, possibly behind pointers: a value whose
+// members are processed one by one.
+func isContainer(v slog.Value) bool {
+	if v.Kind() != slog.KindAny {
+		return false
+	}
+	x := v.Any()
+	if x == nil {
+		return false
+	}
+	if _, ok := x.(error); ok {
+		return false
+	}
+	t := reflect.TypeOf(x)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Map, reflect.Array:
+		return true
+	case reflect.Slice:
+		return t.Elem().Kind() != reflect.Uint8
+	case reflect.Struct:
+		return hasExportedFields(t) && t != reflect.TypeFor[time.Time]()
+	}
+	return false
 }
 
 func isNilPtr(rv reflect.Value) bool {
