@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -123,7 +122,7 @@ func (s *archiveSource) eventsBlob(n int64) string      { return s.prefix + even
 func (s *archiveSource) checkpointsBlob(n int64) string { return s.prefix + checkpointsFile(n) }
 
 func (s *archiveSource) Segments(ctx context.Context) ([]int64, error) {
-	var segs []int64
+	seen := map[int64]bool{}
 	pager := s.c.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &s.prefix})
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
@@ -131,24 +130,12 @@ func (s *archiveSource) Segments(ctx context.Context) ([]int64, error) {
 			return nil, fmt.Errorf("auditlog: archive: list segments: %w", cleanErr(err))
 		}
 		for _, b := range page.Segment.BlobItems {
-			if b.Name == nil {
-				continue
-			}
-			m := segmentName.FindStringSubmatch(strings.TrimPrefix(*b.Name, s.prefix))
-			if m == nil {
-				continue
-			}
-			n, err := strconv.ParseInt(m[1], 10, 64)
-			if err != nil {
-				continue
-			}
-			if !slices.Contains(segs, n) {
-				segs = append(segs, n)
+			if b.Name != nil {
+				addSegment(seen, strings.TrimPrefix(*b.Name, s.prefix))
 			}
 		}
 	}
-	slices.Sort(segs)
-	return segs, nil
+	return sortedSegments(seen), nil
 }
 
 // OpenEvents first notes the length of the segment's checkpoints, so that

@@ -47,22 +47,32 @@ func (d dirSource) Segments(context.Context) ([]int64, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auditlog: read trail folder: %w", err)
 	}
-	var segs []int64
+	seen := map[int64]bool{}
 	for _, e := range ents {
-		m := segmentName.FindStringSubmatch(e.Name())
-		if m == nil {
-			continue
-		}
-		n, err := strconv.ParseInt(m[1], 10, 64)
-		if err != nil {
-			continue
-		}
-		if !slices.Contains(segs, n) {
-			segs = append(segs, n)
-		}
+		addSegment(seen, e.Name())
+	}
+	return sortedSegments(seen), nil
+}
+
+// addSegment records the segment number of a trail file name (events or
+// checkpoints) in seen; other names are ignored.
+func addSegment(seen map[int64]bool, name string) {
+	m := segmentName.FindStringSubmatch(name)
+	if m == nil {
+		return
+	}
+	if n, err := strconv.ParseInt(m[1], 10, 64); err == nil {
+		seen[n] = true
+	}
+}
+
+func sortedSegments(seen map[int64]bool) []int64 {
+	segs := make([]int64, 0, len(seen))
+	for n := range seen {
+		segs = append(segs, n)
 	}
 	slices.Sort(segs)
-	return segs, nil
+	return segs
 }
 
 func (d dirSource) OpenEvents(_ context.Context, n int64) (io.ReadCloser, error) {
