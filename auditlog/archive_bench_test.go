@@ -40,19 +40,4 @@ func BenchmarkArchiveRecordRemoteDurable64(b *testing.B) {
 
 // BenchmarkArchiveBaselineFileSync64 is the local Sync file sink with the
 // same writers (its appends/s are fsyncs/s).
-func BenchmarkArchiveBaselineFileSync64(b *testing.B) {
-	fs, err := NewFileSink(b.TempDir(), &FileOptions{SigningKey: testSigningKey("a"), Mode: Sync})
-	if err != nil {
-		b.Fatal(err)
-	}
-	l, err := New(&Options{PseudonymKey: testPseudonymKey()}, fs)
-	if err != nil {
-		b.Fatal(err)
-	}
-	start := fs.Fsyncs()
-	runWriters(b, l.Record)
-	b.ReportMetric(float64(fs.Fsyncs()-start)/b.Elapsed().Seconds(), "appends/s")
-	if err := l.Close(); err != nil {
-		b.Fatal(err)
-	}
-}
+func BenchmarkArchiveBaselineFileSync64(b *testing.B) { benchFileSink(b, Sync, "appends/s") }
