@@ -392,27 +392,8 @@ func runArchiveCrashChild() bool {
 	if err != nil {
 		os.Exit(3)
 	}
-	var mu sync.Mutex
-	out := bufio.NewWriter(os.Stdout)
-	var wg sync.WaitGroup
-	for g := range 8 {
-		wg.Go(func() {
-			f := gofakeit.New(uint64(g + 1))
-			for i := 0; ; i++ {
-				e := fakeEvent(f, newSynthetic(f))
-				e.ID = fmt.Sprintf("crash-%s-g%d-%06d", os.Getenv("AUDITLOG_ARCHIVE_ROUND"), g, i)
-				if err := l.Record(context.Background(), e); err != nil {
-					fmt.Fprintln(os.Stderr, "child: record:", err)
-					os.Exit(4)
-				}
-				mu.Lock()
-				fmt.Fprintln(out, e.ID)
-				_ = out.Flush()
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
+	round := os.Getenv("AUDITLOG_ARCHIVE_ROUND")
+	recordUntilKilled(l, func(g, i int) string { return fmt.Sprintf("crash-%s-g%d-%06d", round, g, i) })
 	return true
 }
 

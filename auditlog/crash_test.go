@@ -37,6 +37,14 @@ func runCrashChild() bool {
 	if err != nil {
 		os.Exit(3)
 	}
+	recordUntilKilled(l, func(g, i int) string { return fmt.Sprintf("r%s-g%d-%07d", round, g, i) })
+	return true
+}
+
+// recordUntilKilled records events from 8 goroutines, forever, printing on
+// stdout the ID of each event whose Record returned nil: the parent kills
+// the process and compares what it read with the trail.
+func recordUntilKilled(l *Logger, id func(g, i int) string) {
 	var mu sync.Mutex
 	out := bufio.NewWriter(os.Stdout)
 	var wg sync.WaitGroup
@@ -45,7 +53,7 @@ func runCrashChild() bool {
 			f := gofakeit.New(uint64(g + 1))
 			for i := 0; ; i++ {
 				e := fakeEvent(f, newSynthetic(f))
-				e.ID = fmt.Sprintf("r%s-g%d-%07d", round, g, i)
+				e.ID = id(g, i)
 				if err := l.Record(context.Background(), e); err != nil {
 					fmt.Fprintln(os.Stderr, "child: record:", err)
 					os.Exit(4)
@@ -58,7 +66,6 @@ func runCrashChild() bool {
 		})
 	}
 	wg.Wait()
-	return true
 }
 
 // crashRound starts a child writing into dir, kills it with SIGKILL after
