@@ -218,7 +218,8 @@ func NewArchiveSink(c *container.Client, opts *ArchiveOptions) (*ArchiveSink, er
 
 // Write appends one event line (a JSON object without newline, at most
 // MaxAppendBytes-1 bytes). In Sync mode it returns nil once the line is in
-// the append blob (or ctx ends: the event may still be archived). While
+// the append blob; if ctx ends first it returns ctx's error, and the event
+// may still be archived. While
 // the archive is unreachable it returns an error wrapping ErrUnavailable
 // at once: the event is kept in the spool and archived later, so it may
 // appear in the archive although Write failed; an event whose Write

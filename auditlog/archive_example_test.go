@@ -60,7 +60,7 @@ func ExampleVerifyArchive() {
 		log.Fatal(err)
 	}
 	var pub ed25519.PublicKey // the checkpoint key's public half
-	reports, err := auditlog.VerifyArchive(context.Background(), archive, "records-api", pub, &auditlog.VerifyOptions{})
+	reports, err := auditlog.VerifyArchive(context.Background(), archive, "records-api", pub, &auditlog.ArchiveVerifyOptions{})
 	for _, r := range reports {
 		fmt.Println(r.Trail, r.Err == nil)
 	}

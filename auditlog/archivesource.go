@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -54,22 +55,31 @@ func (a ArchiveTrail) String() string { return a.Service + "/" + a.Instance }
 
 // ArchiveTrails lists the trails in an archive container, sorted: every
 // instance of service, or of every service when service is empty. Blobs
-// whose names are not those of a trail segment are ignored.
+// whose names are not those of a trail file are ignored here; VerifyArchive
+// reports them.
 func ArchiveTrails(ctx context.Context, c *container.Client, service string) ([]ArchiveTrail, error) {
+	trails, _, err := listArchive(ctx, c, service)
+	return trails, err
+}
+
+// listArchive lists the trails under service (all when empty) and counts
+// the blobs there that are not trail files.
+func listArchive(ctx context.Context, c *container.Client, service string) ([]ArchiveTrail, int, error) {
 	var prefix *string
 	if service != "" {
 		if err := checkNamePart("service", service); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		p := service + "/"
 		prefix = &p
 	}
 	seen := map[ArchiveTrail]bool{}
+	foreign := 0
 	pager := c.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: prefix})
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("auditlog: archive: list trails: %w", cleanErr(err))
+			return nil, 0, fmt.Errorf("auditlog: archive: list trails: %w", cleanErr(err))
 		}
 		for _, b := range page.Segment.BlobItems {
 			if b.Name == nil {
@@ -78,6 +88,7 @@ func ArchiveTrails(ctx context.Context, c *container.Client, service string) ([]
 			parts := strings.Split(*b.Name, "/")
 			if len(parts) != 3 || !segmentName.MatchString(parts[2]) ||
 				checkNamePart("service", parts[0]) != nil || checkNamePart("instance", parts[1]) != nil {
+				foreign++
 				continue
 			}
 			seen[ArchiveTrail{Service: parts[0], Instance: parts[1]}] = true
@@ -88,7 +99,7 @@ func ArchiveTrails(ctx context.Context, c *container.Client, service string) ([]
 		out = append(out, t)
 	}
 	slices.SortFunc(out, func(a, b ArchiveTrail) int { return strings.Compare(a.String(), b.String()) })
-	return out, nil
+	return out, foreign, nil
 }
 
 // ArchiveSource returns the Source of one instance's trail in an archive
@@ -191,18 +202,40 @@ type ArchiveReport struct {
 	Err    error   // nil when the trail verifies
 }
 
+// ArchiveVerifyOptions configure VerifyArchive. Nil means the defaults.
+type ArchiveVerifyOptions struct {
+	// VerifyOptions apply to every trail. Its Trusted field must be nil: a
+	// checkpoint belongs to one trail (see TrustedCheckpoints).
+	VerifyOptions
+	// TrustedCheckpoints holds, per trail, the latest checkpoint seen
+	// outside the archive (shipped to Azure Monitor, kept by the auditor):
+	// that trail must contain and extend it (else ErrRollback or
+	// ErrTampered), and a trail named here that is missing from the archive
+	// is reported with ErrRollback.
+	TrustedCheckpoints map[ArchiveTrail][]byte
+	// Expect lists trails that must be in the archive, e.g. every replica
+	// that ran. Deleting all blobs of a trail leaves nothing to verify, so
+	// only a list kept elsewhere reveals it: a missing one is reported with
+	// ErrRollback.
+	Expect []ArchiveTrail
+}
+
 // VerifyArchive verifies every trail in the container (of service, or of
-// every service when empty), each on its own with opts (see VerifySource),
-// and returns one report per trail. The error joins the trails' errors
-// (wrapping ErrTampered when a trail does not verify). opts.Trusted, a
-// checkpoint of one instance, cannot apply to all: verify that instance
-// with VerifySource(ctx, ArchiveSource(...), ...) instead; VerifyArchive
-// refuses it.
-func VerifyArchive(ctx context.Context, c *container.Client, service string, pub ed25519.PublicKey, opts *VerifyOptions) ([]ArchiveReport, error) {
-	if opts != nil && opts.Trusted != nil {
-		return nil, errors.New("auditlog: archive: a trusted checkpoint names one trail: verify it with ArchiveSource")
+// every service when empty), each on its own (see VerifySource), and
+// returns one report per trail found. The error joins every problem:
+// a trail that does not verify (wrapping ErrTampered or ErrRollback), a
+// trail named in opts.Expect or opts.TrustedCheckpoints that is missing
+// (ErrRollback), and blobs under the service that are not trail files
+// (ErrTampered: renaming a trail's blobs must not hide it).
+func VerifyArchive(ctx context.Context, c *container.Client, service string, pub ed25519.PublicKey, opts *ArchiveVerifyOptions) ([]ArchiveReport, error) {
+	var o ArchiveVerifyOptions
+	if opts != nil {
+		o = *opts
 	}
-	trails, err := ArchiveTrails(ctx, c, service)
+	if o.Trusted != nil {
+		return nil, errors.New("auditlog: archive: VerifyOptions.Trusted names no trail: use TrustedCheckpoints")
+	}
+	trails, foreign, err := listArchive(ctx, c, service)
 	if err != nil {
 		return nil, err
 	}
@@ -210,16 +243,37 @@ func VerifyArchive(ctx context.Context, c *container.Client, service string, pub
 		out  []ArchiveReport
 		errs []error
 	)
+	found := map[ArchiveTrail]bool{}
 	for _, t := range trails {
+		found[t] = true
 		src, err := ArchiveSource(c, t.Service, t.Instance)
 		if err != nil {
 			return out, err
 		}
-		r, err := VerifySource(ctx, src, pub, opts)
+		vo := o.VerifyOptions
+		vo.Trusted = o.TrustedCheckpoints[t]
+		r, err := VerifySource(ctx, src, pub, &vo)
 		out = append(out, ArchiveReport{Trail: t, Report: r, Err: err})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("trail %s: %w", t, err))
 		}
+	}
+	missing := map[ArchiveTrail]bool{}
+	for _, t := range o.Expect {
+		if !found[t] {
+			missing[t] = true
+		}
+	}
+	for t := range o.TrustedCheckpoints {
+		if !found[t] {
+			missing[t] = true
+		}
+	}
+	for _, t := range slices.SortedFunc(maps.Keys(missing), func(a, b ArchiveTrail) int { return strings.Compare(a.String(), b.String()) }) {
+		errs = append(errs, fmt.Errorf("trail %s is missing: %w", t, ErrRollback))
+	}
+	if foreign > 0 {
+		errs = append(errs, fmt.Errorf("%d blobs are not trail files: %w", foreign, ErrTampered))
 	}
 	if len(errs) > 0 {
 		return out, fmt.Errorf("auditlog: archive: %w", errors.Join(errs...))

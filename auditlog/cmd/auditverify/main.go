@@ -148,7 +148,7 @@ func openContainer(rawURL, name, conn string) (*container.Client, error) {
 
 // verifyAll verifies every trail of the container (or of service).
 func verifyAll(ctx context.Context, c *container.Client, service string, pub ed25519.PublicKey, opts *auditlog.VerifyOptions, stdout, stderr io.Writer) int {
-	reports, err := auditlog.VerifyArchive(ctx, c, service, pub, opts)
+	reports, err := auditlog.VerifyArchive(ctx, c, service, pub, &auditlog.ArchiveVerifyOptions{VerifyOptions: *opts})
 	if len(reports) == 0 && err != nil {
 		fmt.Fprintln(stderr, "auditverify:", err)
 		return 2
