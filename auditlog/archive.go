@@ -85,8 +85,9 @@ type ArchiveOptions struct {
 	// RetryBase and RetryMax bound the back-off between attempts to drain
 	// the spool (250ms and 30s if 0).
 	RetryBase, RetryMax time.Duration
-	// StartTimeout bounds NewArchiveSink's draining of a spool left by an
-	// earlier run (2m if 0).
+	// StartTimeout bounds each of NewArchiveSink's start steps: draining a
+	// spool left by an earlier run, and reading and verifying the trail
+	// already archived (2m if 0).
 	StartTimeout time.Duration
 	// CloseTimeout is how long Close keeps draining the spool (30s if 0);
 	// what is left stays spooled for the next start.
@@ -205,7 +206,7 @@ func NewArchiveSink(c *container.Client, opts *ArchiveOptions) (*ArchiveSink, er
 	cfg := trailConfig{
 		key: o.SigningKey, keyName: o.KeyName, origin: o.Origin, mode: o.Mode,
 		maxPending: o.MaxPending, segmentBytes: o.SegmentBytes, interval: o.CheckpointInterval,
-		onCheckpoint: o.OnCheckpoint,
+		onCheckpoint: o.OnCheckpoint, resumeTimeout: o.StartTimeout,
 	}
 	t, err := startTrail(store, cfg)
 	if err != nil {

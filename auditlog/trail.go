@@ -74,6 +74,9 @@ type trailConfig struct {
 	segmentBytes int64
 	interval     time.Duration
 	onCheckpoint func([]byte)
+	// resumeTimeout bounds reading the existing trail at start (0: none, for
+	// a local folder; a remote archive must not hang a start forever).
+	resumeTimeout time.Duration
 }
 
 // trailWriter turns Writes into a signed Merkle trail in a segmentStore:
@@ -161,7 +164,13 @@ func (t *trailWriter) resume() error {
 	if err != nil {
 		return err
 	}
-	r, err := scan(context.Background(), t.store, v, &VerifyOptions{Origin: t.cfg.origin})
+	ctx := context.Background()
+	if t.cfg.resumeTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.cfg.resumeTimeout)
+		defer cancel()
+	}
+	r, err := scan(ctx, t.store, v, &VerifyOptions{Origin: t.cfg.origin})
 	if err != nil {
 		return fmt.Errorf("auditlog: trail: reopen: %w", err)
 	}
