@@ -190,7 +190,7 @@ func (a *Azurite) startOnce() error {
 
 	// Azurite can take 10-35 s to exit on SIGTERM, and must never outlive the
 	// test binary: it gets SIGKILL when its parent dies.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	cmd.SysProcAttr = procAttr()
 	exited := make(chan struct{})
 	var startErr error
 	// Pdeathsig fires when the starting OS thread exits, so start it from a
@@ -244,7 +244,7 @@ func (a *Azurite) Stop() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.dir != "" && a.cmd != nil && a.cmd.Process != nil {
-		_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGTERM)
+		signalGroup(a.cmd.Process.Pid, syscall.SIGTERM)
 		select {
 		case <-a.exited:
 			a.cmd = nil
@@ -260,7 +260,7 @@ func (a *Azurite) kill() {
 		return
 	}
 	// Kill the whole process group: npm's shim may have started node as a child.
-	_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
+	signalGroup(a.cmd.Process.Pid, syscall.SIGKILL)
 	_ = a.cmd.Process.Kill()
 	<-a.exited
 	a.cmd = nil
