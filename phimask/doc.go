@@ -23,9 +23,10 @@
 // without a checksum (medical record, account, member, policy, license,
 // device numbers) and names are found through the words that introduce
 // them ("MRN:", "member id", "Dr.", "patient", "spoke with", "his wife").
-// UUIDs, hex digests, trace and span ids, versions, durations, byte counts,
-// status codes, ports, RFC 3339 event timestamps and Go type names are left
-// alone.
+// Unicode dashes, spaces, full-width digits and zero-width characters
+// inside a value do not hide it. UUIDs, hex digests, trace and span ids,
+// versions, durations, byte counts, status codes, ports, RFC 3339 event
+// timestamps and Go type names are left alone.
 //
 // Replacements read "[REDACTED:KIND]". With Options.Key set they are keyed
 // tokens "[KIND:hex]" (see Tokenize), so one patient can be followed across

@@ -63,6 +63,10 @@ func FuzzDetect(f *testing.F) {
 		"spoke with his wife Mary; Dr. O'Neil; aged 93; 92-year-old",
 		"MRN: A1234567, member id XK99812, policy #P-5566, fax: 555.234.5678 x12",
 		"", "@", "::", "+", "(", "1", "Dr.", "patient ", "ssn 9",
+		// Unicode look-alikes: dashes, no-break spaces, full-width digits,
+		// zero-width characters.
+		"SSN 123\u201345\u20136789", "ssn 123\u00a045\u00a06789", "ssn \uff11\uff12\uff13-\uff14\uff15-\uff16\uff17\uff18\uff19",
+		"ssn 123-45-67\u200b89", "phone \uff08555\uff09 234\u20115678", "\u200b\u00ad\ufeff", "1\u20132\u00a03\u200b", "\xe2\x80",
 	} {
 		f.Add(s)
 	}
@@ -114,5 +118,69 @@ func FuzzHandler(f *testing.F) {
 		if strings.Contains(buf.String(), `"priv":`) {
 			t.Fatalf("unexported field printed")
 		}
+		checkPHIKeysHidden(t, val, n)
 	})
+}
+
+// checkPHIKeysHidden logs a marked copy of val under PHI keys, in every
+// shape, and under keys denied by an allow-list, and fails if the copy
+// appears anywhere in the output (keys included). It reports no value.
+func checkPHIKeysHidden(t *testing.T, val string, n int64) {
+	if !utf8.ValidString(val) {
+		return // the JSON handler rewrites invalid UTF-8
+	}
+	secret := "zq" + val + "qz"
+	for _, opts := range []*Options{{MaxDepth: 6}, {MaxDepth: 6, AllowKeys: []string{"request_id"}}} {
+		var buf bytes.Buffer
+		l := slog.New(NewHandler(slog.NewJSONHandler(&buf, nil), opts))
+		l.Info("m", "ssn", secret, "patientNames", []any{secret, n, []byte(secret), errors.New(secret)},
+			slog.Any("patients", map[string]any{secret: secret}),
+			slog.Any("dob", map[any]any{secret: []string{secret}}),
+			slog.Any("a", slog.String("lastName", secret)),
+			slog.Any("rec", fuzzStruct{Name: secret, Tag: secret, M: map[string]any{"ssn": secret}}),
+			slog.Group("patient", slog.String("note", secret), slog.Any("p", &secret)))
+		if opts.AllowKeys != nil {
+			l.Info("m", "comment", []string{secret}, "data", map[string]any{secret: secret}, "c", &secret,
+				"request_id", map[string]any{"comment": secret, "list": []any{&secret}})
+		}
+		var tree any
+		if err := json.Unmarshal(buf.Bytes(), &tree); err != nil {
+			// Two records: decode them one by one.
+			dec := json.NewDecoder(&buf)
+			for dec.More() {
+				if err := dec.Decode(&tree); err != nil {
+					t.Fatalf("output is not valid JSON: %v", err)
+				}
+				if leaksIn(tree, secret) {
+					t.Fatalf("a value under a PHI or denied key appears in the output (allow-list %v)", opts.AllowKeys != nil)
+				}
+			}
+			continue
+		}
+		if leaksIn(tree, secret) {
+			t.Fatalf("a value under a PHI or denied key appears in the output (allow-list %v)", opts.AllowKeys != nil)
+		}
+	}
+}
+
+// leaksIn reports whether secret occurs in a string or key of a decoded
+// JSON tree.
+func leaksIn(v any, secret string) bool {
+	switch x := v.(type) {
+	case string:
+		return strings.Contains(x, secret)
+	case []any:
+		for _, e := range x {
+			if leaksIn(e, secret) {
+				return true
+			}
+		}
+	case map[string]any:
+		for k, e := range x {
+			if strings.Contains(k, secret) || leaksIn(e, secret) {
+				return true
+			}
+		}
+	}
+	return false
 }

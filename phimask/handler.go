@@ -21,9 +21,14 @@ type Options struct {
 	// AllowKeys, when not empty, turns on deny-by-default: the value of
 	// every attribute whose key is not listed is replaced by "[REDACTED]".
 	// Listed keys are still scanned for PHI, and PHI keys are still redacted
-	// whole. The keys of groups, structs, maps and slices need not be
-	// listed: the rule applies to their members (struct fields and map keys
-	// included).
+	// whole. The nearest key decides: attribute keys, group member keys,
+	// struct field names and map keys each decide for the value below them,
+	// down to the next key. Under a key that is not listed, every string,
+	// number, boolean, time, error or Stringer is replaced, however deep it
+	// sits in slices, arrays, pointers, interfaces or LogValuers; a struct
+	// field or map entry whose own name is listed is kept (and scanned).
+	// Map keys under a key that is not listed are replaced by numbered
+	// "[REDACTED]#n" placeholders unless they are listed themselves.
 	AllowKeys []string
 
 	// PassKeys lists keys whose values pass untouched: not scanned, not
@@ -35,7 +40,10 @@ type Options struct {
 	// Key, when set, replaces PHI with keyed tokens "[KIND:hex]" (see
 	// Tokenize) instead of "[REDACTED:KIND]", so that the same value can be
 	// followed across records and services that share the key. It must be
-	// secret, random and at least 32 bytes long. The Handler keeps a copy.
+	// secret, random and at least 32 bytes long (MinKeyLen): a shorter key
+	// could be guessed and every token reversed by trying values, so it is
+	// ignored and replacements stay "[REDACTED:KIND]". The Handler keeps a
+	// copy.
 	Key []byte
 
 	// SafeHarbor applies the HIPAA Safe Harbor transforms (45 CFR
@@ -57,15 +65,26 @@ type Options struct {
 	MaxDepth int
 }
 
+// MinKeyLen is the shortest Options.Key a Handler uses for keyed tokens.
+const MinKeyLen = 32
+
 // level tracks how deep a value is and how many nodes of the current
 // attribute have been visited: shared sub-values (the same slice referenced
 // many times) could otherwise make a small value enormous to walk.
+//
+// deny reports that an allow-list is set and the nearest key above the
+// value (attribute key, struct field name or map key) is not on it: every
+// scalar below is replaced, down to the next key.
 type level struct {
 	depth int
 	nodes *int
+	deny  bool
 }
 
-func (l level) next() level { return level{depth: l.depth + 1, nodes: l.nodes} }
+func (l level) next() level { return level{depth: l.depth + 1, nodes: l.nodes, deny: l.deny} }
+
+// denying returns l with its deny state set to d.
+func (l level) denying(d bool) level { l.deny = d; return l }
 
 // spent counts one node and reports whether the budget is exhausted.
 func (l level) spent() bool {
@@ -134,7 +153,7 @@ func NewHandler(next slog.Handler, opts *Options) *Handler {
 			}
 		}
 	}
-	if len(o.Key) > 0 {
+	if len(o.Key) >= MinKeyLen {
 		c.text.tok = newTokenizer(o.Key)
 	}
 	if o.SafeHarbor {
@@ -268,7 +287,8 @@ func (h *Handler) safeKey(key string) (out string) {
 
 // attr processes one attribute in place and reports whether it changed.
 // inherit reports that an enclosing key is a PHI key of kind ik: every
-// leaf below is replaced whole.
+// leaf below is replaced whole. The key of a decides whether the value is
+// denied by the allow-list (lvl.deny from above does not apply to it).
 func (h *Handler) attr(a *slog.Attr, lvl level, ik kid, inherit bool) bool {
 	kc := h.c.keys.classify(a.Key)
 	changed := false
@@ -279,53 +299,68 @@ func (h *Handler) attr(a *slog.Attr, lvl level, ik kid, inherit bool) bool {
 	if kc.pass && !inherit {
 		return changed
 	}
-	vk := a.Value.Kind()
-	if vk == slog.KindLogValuer {
-		a.Value, changed = h.resolve(a.Value), true
-		vk = a.Value.Kind()
-	}
 	if kc.phi {
 		ik, inherit = kc.k, true
 	}
+	lvl = lvl.denying(!inherit && h.c.keys.allow != nil && !kc.allowed)
+	nv, ch := h.process(a.Key, a.Value, lvl, ik, inherit)
+	if ch {
+		a.Value = nv
+	}
+	return changed || ch
+}
+
+// process processes one value whose key (key, used for Stats) has been
+// classified already: lvl.deny and inherit carry the key's rules.
+func (h *Handler) process(key string, v slog.Value, lvl level, ik kid, inherit bool) (slog.Value, bool) {
+	changed := false
+	vk := v.Kind()
+	if vk == slog.KindLogValuer {
+		v, changed = h.resolve(v), true
+		vk = v.Kind()
+	}
 	// Fast path: numbers, booleans, durations and times outside PHI keys
-	// and without an allow-list are kept as they are.
-	if !inherit && h.c.keys.allow == nil {
+	// and outside denied keys are kept as they are.
+	if !inherit && !lvl.deny {
 		switch vk {
 		case slog.KindInt64, slog.KindUint64, slog.KindFloat64, slog.KindBool, slog.KindDuration, slog.KindTime:
-			return changed
+			return v, changed
 		case slog.KindString:
-			if s, ch := h.c.text.redact(a.Value.String(), h.st); ch {
-				h.st.key(a.Key)
-				a.Value = slog.StringValue(s)
-				return true
+			if s, ch := h.c.text.redact(v.String(), h.st); ch {
+				h.st.key(key)
+				return slog.StringValue(s), true
 			}
-			return changed
+			return v, changed
 		}
 	}
 	switch {
 	case vk == slog.KindGroup:
-		if nv, ch := h.group(a.Value, lvl, ik, inherit); ch {
-			a.Value, changed = nv, true
+		// Members are attributes: their own keys decide.
+		if nv, ch := h.group(v, lvl, ik, inherit); ch {
+			return nv, true
 		}
-		return changed
+		return v, changed
 	case inherit:
-		a.Value = h.whole(a.Key, a.Value, ik, lvl)
-		return true
-	case h.c.keys.allow != nil && !kc.allowed && !isContainer(a.Value):
-		// Containers are walked below: the allow-list applies to their members.
-		if a.Value.Kind() == slog.KindAny && a.Value.Any() == nil {
-			return changed
-		}
-		h.st.denied.Add(1)
-		h.st.key(a.Key)
-		a.Value = slog.StringValue(redactedValue)
-		return true
+		return h.whole(key, v, ik, lvl), true
+	case lvl.deny && vk != slog.KindAny:
+		return h.denied(key), true
+	case lvl.deny && v.Any() == nil:
+		return v, changed
 	}
-	if nv, ch := h.value(a.Key, a.Value, lvl); ch {
-		a.Value = nv
-		return true
+	// KindAny under a denied key is walked: its scalars are denied, the
+	// keys inside it (struct fields, map keys) decide for their values.
+	if nv, ch := h.value(key, v, lvl); ch {
+		return nv, true
 	}
-	return changed
+	return v, changed
+}
+
+// denied counts a value replaced by the allow-list and returns its
+// replacement.
+func (h *Handler) denied(key string) slog.Value {
+	h.st.denied.Add(1)
+	h.st.key(key)
+	return slog.StringValue(redactedValue)
 }
 
 // resolve calls LogValue (repeatedly, as slog does), replacing the value if

@@ -221,20 +221,129 @@ func (r *keyRules) compute(key string) keyClass {
 	c.pass = r.pass[norm]
 	c.allowed = r.allow[norm]
 	_, c.keyPHI = r.text.redact(key, nil)
-	// "phone2", "address_1": trailing digits number repeated fields.
-	for _, n := range [...]string{norm, strings.TrimRight(norm, "0123456789")} {
-		if k, ok := r.lookup(n, true); ok {
-			c.phi, c.k = true, k
-			return c
-		}
-	}
-	words := keyWords(key)
-	for n := 1; n <= 4 && n < len(words); n++ {
-		suffix := strings.Join(words[len(words)-n:], "")
-		if k, ok := r.lookup(suffix, false); ok {
-			c.phi, c.k = true, k
-			return c
-		}
-	}
+	c.k, c.phi = r.phiKind(norm, keyWords(key))
 	return c
 }
+
+// phiKind reports whether a key, given normalized and split into words, is
+// a PHI key, and of which kind.
+func (r *keyRules) phiKind(norm string, words []string) (kid, bool) {
+	// Plurals name lists of the same thing: "patientNames", "emails".
+	// Trailing digits number repeated fields ("customer_name_2").
+	sing := make([]string, 0, len(words))
+	for _, w := range words {
+		if w = strings.TrimRight(w, "0123456789"); w != "" {
+			sing = append(sing, singular(w))
+		}
+	}
+	joined := strings.Join(sing, "")
+	// "phone2", "address_1": trailing digits number repeated fields.
+	for _, n := range [...]string{norm, strings.TrimRight(norm, "0123456789"), joined} {
+		if k, ok := r.lookup(n, true); ok {
+			return k, true
+		}
+	}
+	for n := 1; n <= 4 && n < len(sing); n++ {
+		suffix := strings.Join(sing[len(sing)-n:], "")
+		if k, ok := r.lookup(suffix, false); ok {
+			return k, true
+		}
+	}
+	// "ssnLast4", "birth_year", "dateOfBirthStr", "primary_email_addr": a
+	// few words make the key PHI wherever they stand, unless the key is
+	// about the field rather than its value ("email_verified", "has_ssn").
+	for i, w := range sing {
+		k, ok := anyWordKeys[w]
+		if !ok {
+			continue
+		}
+		if i+1 < len(sing) && metaWords[sing[i+1]] || i > 0 && metaPrefixes[sing[i-1]] {
+			continue
+		}
+		return k, true
+	}
+	// "customerName", "insured_name", "motherName": a name of a person,
+	// unless the first part is a technical one ("hostName", "span_name").
+	if n := len(sing); n > 1 && sing[n-1] == "name" {
+		if !technicalNames[sing[n-2]] {
+			return kName, true
+		}
+	} else if n == 1 && len(joined) > len("name")+2 && strings.HasSuffix(joined, "name") {
+		if !technicalNames[strings.TrimSuffix(joined, "name")] {
+			return kName, true
+		}
+	}
+	return 0, false
+}
+
+// singular drops a plural ending from a lower-case word: "names" -> name,
+// "addresses" -> address, "cities" -> city. Words ending in "ss", "us" or
+// "is" ("status", "analysis") are kept.
+func singular(w string) string {
+	switch {
+	case len(w) < 4:
+		return w
+	case strings.HasSuffix(w, "sses"):
+		return w[:len(w)-2]
+	case strings.HasSuffix(w, "ies"):
+		return w[:len(w)-3] + "y"
+	case strings.HasSuffix(w, "ss"), strings.HasSuffix(w, "us"), strings.HasSuffix(w, "is"):
+		return w
+	case w[len(w)-1] == 's':
+		return w[:len(w)-1]
+	}
+	return w
+}
+
+// anyWordKeys are words that make a key a PHI key wherever they stand in
+// it. Read-only.
+var anyWordKeys = map[string]kid{
+	"ssn": kSSN, "dob": kDate, "birth": kDate, "email": kEmail, "phone": kPhone,
+}
+
+// metaWords, after one of anyWordKeys, make the key describe the field
+// rather than hold its value ("email_verified", "phoneType"). Read-only.
+var metaWords = map[string]bool{
+	"verified": true, "verify": true, "verification": true, "enabled": true, "disabled": true,
+	"valid": true, "validated": true, "validation": true, "present": true, "provided": true,
+	"required": true, "missing": true, "count": true, "type": true, "kind": true, "status": true,
+	"format": true, "length": true, "len": true, "sent": true, "optin": true, "optout": true,
+	"opt": true, "consent": true, "changed": true, "updated": true, "flag": true, "regex": true,
+	"pattern": true, "template": true, "domain": true, "provider": true, "field": true,
+	"column": true, "error": true, "err": true, "confirmed": true, "bounced": true,
+}
+
+// metaPrefixes, before one of anyWordKeys, do the same ("has_ssn",
+// "isPhoneVerified"). Read-only.
+var metaPrefixes = map[string]bool{
+	"has": true, "is": true, "no": true, "missing": true, "invalid": true, "require": true,
+	"required": true, "need": true, "num": true, "count": true,
+}
+
+// technicalNames are the first words of "<x>Name" keys that name things of
+// the system, not people: "hostName", "service_name", "podName". A
+// "userName" is a PHI key (a patient portal login identifies a patient);
+// it is in builtinKeys. So are "accountName" (the holder of an account)
+// and "deviceName" (often the owner's name). Read-only.
+var technicalNames = func() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(`host service svc file path dir base pod container node table column col queue topic bucket key
+		field type kind class struct app application func function method package pkg module metric event
+		span trace route db database schema index cluster region zone tenant server domain dns cert secret
+		vault resource group role team project env environment stage job task step workflow pipeline image
+		tag branch repo repository bin binary command cmd program process proc thread worker handler logger
+		log channel stream subscription storage blob share volume disk interface iface network net vnet
+		subnet endpoint api operation op action activity feature flag setting config param parameter
+		property prop attribute attr label annotation header cookie query var variable const enum test
+		suite rule check probe plugin provider driver codec format algorithm alg cipher hash font color
+		icon theme layout view page screen component widget form template model entity object obj
+		collection partition shard replica instance machine vm computer site facility department dept unit
+		ward room product item plan payer insurer drug medication med code tab window dataset cron timer
+		lock mutex cache store sensor bundle release version build deployment deploy daemonset statefulset
+		replicaset namespace ns org organization company vendor brand series category keyvault kv dev port
+		link bridge peer remote commit ref sheet arg opt option exe executable lib library script scope
+		context ctx locale lang language country state currency certificate re`) {
+		m[w] = true
+	}
+	return m
+}()

@@ -22,7 +22,8 @@ func Detect(text string) []Finding {
 
 func detect(text string, on kindSet) []Finding {
 	var s scanner
-	s.t, s.on = text, on
+	folded, fm := fold(text)
+	s.t, s.on = folded, on
 	s.run()
 	s.propagate()
 	if s.n == 0 {
@@ -30,7 +31,8 @@ func detect(text string, on kindSet) []Finding {
 	}
 	out := make([]Finding, s.n)
 	for k, f := range s.spans() {
-		out[k] = Finding{Kind: kindNames[f.k], Start: f.s, End: f.e}
+		a, e := fm.origin(f.s, f.e)
+		out[k] = Finding{Kind: kindNames[f.k], Start: a, End: e}
 	}
 	return out
 }
@@ -67,7 +69,8 @@ func (c *textConfig) redact(text string, cnt counter) (string, bool) {
 		return text, false
 	}
 	var s scanner
-	s.t, s.on = text, c.on
+	folded, fm := fold(text)
+	s.t, s.on = folded, c.on
 	s.run()
 	s.propagate()
 	if s.n == 0 {
@@ -77,12 +80,14 @@ func (c *textConfig) redact(text string, cnt counter) (string, bool) {
 	b.Grow(len(text) + 16*s.n)
 	last := 0
 	for _, f := range s.spans() {
-		b.WriteString(text[last:f.s])
-		c.replace(&b, f.k, text[f.s:f.e])
+		a, e := fm.origin(f.s, f.e)
+		b.WriteString(text[last:a])
+		// The folded value: tokens and Safe Harbor read ASCII digits.
+		c.replace(&b, f.k, folded[f.s:f.e])
 		if cnt != nil {
 			cnt.count(f.k)
 		}
-		last = f.e
+		last = e
 	}
 	b.WriteString(text[last:])
 	return b.String(), true

@@ -6,9 +6,10 @@ import (
 )
 
 // Stats is a snapshot of what a Handler replaced, for compliance reporting.
-// It never holds a PHI value: keys are attribute names as they were
-// written out (a key that itself held PHI is counted under its redacted
-// form).
+// It never holds a PHI value: keys are attribute, group member and struct
+// field names as they were written out (a key that itself held PHI is
+// counted under its redacted form). Map keys are data, not names: the
+// entries of a map are counted under the key that holds the map.
 type Stats struct {
 	// Records is the number of records handled.
 	Records uint64
@@ -16,7 +17,8 @@ type Stats struct {
 	RecordsRedacted uint64
 	// ByKind counts replaced values by kind of PHI.
 	ByKind map[Kind]uint64
-	// ByKey counts replaced values by attribute key. At most 1024 distinct
+	// ByKey counts replaced values by attribute or struct field name (map
+	// entries under the key that holds the map). At most 1024 distinct
 	// keys are tracked; the rest are counted under "(other)".
 	ByKey map[string]uint64
 	// Denied counts values replaced because their key was not on the

@@ -28,7 +28,11 @@ var (
 // fields print as String() when they have one; both texts are then scanned.
 // Structs print their exported fields only (unexported fields are never
 // printed), under their JSON names; fields tagged `phi:"kind"` and fields
-// whose names are PHI keys are replaced whole.
+// whose names are PHI keys are replaced whole. slog.Attr values are
+// processed as attributes (their key decides) and slog.Value values as
+// values under key. lvl.deny carries the allow-list down to the next key.
+// key is what Stats counts replacements under: the nearest attribute or
+// struct field name, never a map key.
 func (h *Handler) sanitize(key string, x any, lvl level, k kid, inherit bool) (out any) {
 	defer func() {
 		if recover() != nil {
@@ -47,10 +51,26 @@ func (h *Handler) walk(key string, rv reflect.Value, lvl level, k kid, inherit b
 		h.st.failures.Add(1)
 		return depthValue
 	}
+	// deny: a scalar here is replaced by the allow-list. Pointers,
+	// interfaces, LogValuers, slog values and containers are looked into
+	// first; the rule then applies to what they hold.
+	deny := lvl.deny && !inherit
 	t := rv.Type()
 	if rv.CanInterface() {
 		switch x := rv.Interface().(type) {
+		case slog.Attr:
+			// An attribute passed as a value: its key decides, as for any
+			// attribute.
+			a := x
+			h.attr(&a, lvl.next(), k, inherit)
+			return map[string]any{a.Key: plain(a.Value)}
+		case slog.Value:
+			v, _ := h.process(key, x, lvl.next(), k, inherit)
+			return plain(v)
 		case time.Time:
+			if deny {
+				return h.denied(key).String()
+			}
 			if inherit {
 				return h.leaf(key, x.Format(time.RFC3339Nano), k, true)
 			}
@@ -59,11 +79,17 @@ func (h *Handler) walk(key string, rv reflect.Value, lvl level, k kid, inherit b
 			if x == nil {
 				return nil
 			}
+			if deny {
+				return h.denied(key).String()
+			}
 			if inherit {
 				return h.leaf(key, x.Redacted(), k, true)
 			}
 			return redactURL(x, h.c, h.st)
 		case url.URL:
+			if deny {
+				return h.denied(key).String()
+			}
 			if inherit {
 				return h.leaf(key, x.Redacted(), k, true)
 			}
@@ -72,25 +98,36 @@ func (h *Handler) walk(key string, rv reflect.Value, lvl level, k kid, inherit b
 			// User names and passwords are never printed.
 			return "REDACTED"
 		case []byte:
+			if deny {
+				return h.denied(key).String()
+			}
 			return h.leaf(key, string(x), k, inherit)
 		}
 		if isNilPtr(rv) {
 			return nil
 		}
 		if t.Implements(logValuerType) {
-			// Resolve as slog would, process like an attribute, then flatten.
-			a := slog.Attr{Key: key, Value: slog.AnyValue(rv.Interface())}
-			h.attr(&a, lvl, k, inherit)
-			return plain(a.Value)
+			// Resolve as slog would, then process with the same rules.
+			v, _ := h.process(key, slog.AnyValue(rv.Interface()), lvl.next(), k, inherit)
+			return plain(v)
 		}
 		if t.Implements(errorType) {
+			if deny {
+				return h.denied(key).String()
+			}
 			return h.leaf(key, rv.Interface().(error).Error(), k, inherit)
 		}
 		if !hasExportedFields(t) {
 			switch {
 			case t.Implements(stringerType):
+				if deny {
+					return h.denied(key).String()
+				}
 				return h.leaf(key, rv.Interface().(fmt.Stringer).String(), k, inherit)
 			case t.Implements(textMarshT):
+				if deny {
+					return h.denied(key).String()
+				}
 				b, err := rv.Interface().(encoding.TextMarshaler).MarshalText()
 				if err != nil {
 					h.st.failures.Add(1)
@@ -107,23 +144,38 @@ func (h *Handler) walk(key string, rv reflect.Value, lvl level, k kid, inherit b
 		}
 		return h.walk(key, rv.Elem(), lvl.next(), k, inherit)
 	case reflect.String:
+		if deny {
+			return h.denied(key).String()
+		}
 		return h.leaf(key, rv.String(), k, inherit)
 	case reflect.Bool:
+		if deny {
+			return h.denied(key).String()
+		}
 		if inherit {
 			return h.leaf(key, strconv.FormatBool(rv.Bool()), k, true)
 		}
 		return rv.Bool()
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		if deny {
+			return h.denied(key).String()
+		}
 		if inherit {
 			return h.wholeNumber(key, strconv.FormatInt(rv.Int(), 10), float64(rv.Int()), rv.Int(), k)
 		}
 		return rv.Int()
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		if deny {
+			return h.denied(key).String()
+		}
 		if inherit {
 			return h.wholeNumber(key, strconv.FormatUint(rv.Uint(), 10), float64(rv.Uint()), rv.Uint(), k)
 		}
 		return rv.Uint()
 	case reflect.Float32, reflect.Float64:
+		if deny {
+			return h.denied(key).String()
+		}
 		if inherit {
 			return h.wholeNumber(key, strconv.FormatFloat(rv.Float(), 'g', -1, 64), rv.Float(), rv.Float(), k)
 		}
@@ -133,6 +185,9 @@ func (h *Handler) walk(key string, rv reflect.Value, lvl level, k kid, inherit b
 			return nil
 		}
 		if t.Elem().Kind() == reflect.Uint8 && rv.Kind() == reflect.Slice {
+			if deny {
+				return h.denied(key).String()
+			}
 			return h.leaf(key, string(rv.Bytes()), k, inherit)
 		}
 		n := rv.Len()
@@ -148,26 +203,7 @@ func (h *Handler) walk(key string, rv reflect.Value, lvl level, k kid, inherit b
 		if rv.IsNil() {
 			return nil
 		}
-		type kv struct {
-			k string
-			v reflect.Value
-		}
-		var entries []kv
-		it := rv.MapRange()
-		for it.Next() {
-			entries = append(entries, kv{h.mapKey(it.Key()), it.Value()})
-		}
-		sort.Slice(entries, func(i, j int) bool { return entries[i].k < entries[j].k })
-		out := make(map[string]any, min(len(entries), maxElems+1))
-		for i, e := range entries {
-			if i == maxElems {
-				out["[TRUNCATED]"] = fmt.Sprintf("%d more", len(entries)-maxElems)
-				break
-			}
-			name, v := h.field(e.k, e.v, lvl, k, inherit, "")
-			out[name] = v
-		}
-		return out
+		return h.walkMap(key, rv, lvl, k, inherit)
 	case reflect.Struct:
 		out := make(map[string]any)
 		for i := 0; i < t.NumField() && len(out) < maxElems; i++ {
@@ -191,7 +227,7 @@ func (h *Handler) walk(key string, rv reflect.Value, lvl level, k kid, inherit b
 				out[name] = h.walk(name, rv.Field(i), lvl.next(), fk, true)
 				continue
 			}
-			n, v := h.field(name, rv.Field(i), lvl, k, inherit, "")
+			n, v := h.field(name, rv.Field(i), lvl, k, inherit)
 			out[n] = v
 		}
 		return out
@@ -200,6 +236,84 @@ func (h *Handler) walk(key string, rv reflect.Value, lvl level, k kid, inherit b
 		h.st.failures.Add(1)
 		return redactedValue
 	}
+}
+
+// walkMap processes a map under key (the attribute or struct field that
+// holds it, which is also what Stats counts its entries under: map keys
+// are data and may be PHI).
+//
+// Each entry is processed as an attribute named by its map key. The map
+// keys themselves are printed only when that is safe: under a PHI key every
+// map key is replaced ("[KIND:hex]" with Options.Key, else a numbered
+// "[REDACTED:KIND]#n", so that keys stay distinct); under a key denied by
+// the allow-list, every map key not on the allow-list is replaced by a
+// numbered "[REDACTED]#n"; elsewhere map keys are scanned like any text.
+// Keys of other types than strings, numbers and booleans are replaced.
+func (h *Handler) walkMap(key string, rv reflect.Value, lvl level, k kid, inherit bool) any {
+	type kv struct {
+		k      string
+		opaque bool // not a string, number or bool: never printed
+		v      reflect.Value
+	}
+	entries := make([]kv, 0, min(rv.Len(), maxElems+1))
+	it := rv.MapRange()
+	for it.Next() {
+		s, ok := mapKey(it.Key())
+		entries = append(entries, kv{s, !ok, it.Value()})
+	}
+	sort.SliceStable(entries, func(i, j int) bool { return entries[i].k < entries[j].k })
+	out := make(map[string]any, min(len(entries), maxElems+1))
+	seq := 0
+	numbered := func(base string) string {
+		for {
+			seq++
+			name := base + "#" + strconv.Itoa(seq)
+			if _, dup := out[name]; !dup {
+				return name
+			}
+		}
+	}
+	for i, e := range entries {
+		if i == maxElems {
+			out["[TRUNCATED]"] = fmt.Sprintf("%d more", len(entries)-maxElems)
+			break
+		}
+		kc := h.c.keys.classify(e.k)
+		if e.opaque {
+			kc = keyClass{}
+		}
+		var name string
+		switch {
+		case inherit:
+			h.st.count(k)
+			h.st.key(key)
+			if h.c.text.tok != nil && !e.opaque {
+				name = h.c.text.tok.token(kindNames[k], e.k)
+				if _, dup := out[name]; dup {
+					name = numbered(name)
+				}
+			} else {
+				name = numbered(replacement(nil, kindNames[k], ""))
+			}
+		case e.opaque || (lvl.deny && !kc.allowed):
+			h.st.denied.Add(1)
+			h.st.key(key)
+			name = numbered(redactedValue)
+		case kc.keyPHI:
+			name, _ = h.c.text.redact(e.k, h.st)
+			h.st.key(key)
+			if _, dup := out[name]; dup {
+				name = numbered(name)
+			}
+		default:
+			name = e.k
+			if _, dup := out[name]; dup {
+				name = numbered(name)
+			}
+		}
+		out[name] = h.member(key, kc, e.v, lvl, k, inherit)
+	}
+	return out
 }
 
 // plain turns a processed slog.Value into a plain Go value.
@@ -220,33 +334,30 @@ func plain(v slog.Value) any {
 	}
 }
 
-// field processes one named member (struct field or map entry) the way an
-// attribute with that key is processed.
-func (h *Handler) field(name string, v reflect.Value, lvl level, k kid, inherit bool, _ string) (string, any) {
+// field processes one struct field the way an attribute with that key is
+// processed.
+func (h *Handler) field(name string, v reflect.Value, lvl level, k kid, inherit bool) (string, any) {
 	kc := h.c.keys.classify(name)
 	if kc.keyPHI {
 		name, _ = h.c.text.redact(name, h.st)
 	}
+	return name, h.member(name, kc, v, lvl, k, inherit)
+}
+
+// member processes the value of a struct field or map entry whose name
+// has class kc; key is what Stats counts it under.
+func (h *Handler) member(key string, kc keyClass, v reflect.Value, lvl level, k kid, inherit bool) any {
 	if kc.pass && !inherit {
 		if v.CanInterface() {
-			return name, v.Interface()
+			return v.Interface()
 		}
-		return name, redactedValue
+		return redactedValue
 	}
 	if kc.phi {
 		k, inherit = kc.k, true
 	}
-	if !inherit && h.c.keys.allow != nil && !kc.allowed {
-		switch v.Kind() {
-		case reflect.Struct, reflect.Map, reflect.Pointer, reflect.Interface, reflect.Slice, reflect.Array:
-			// Containers are walked; the rule applies to their members.
-		default:
-			h.st.denied.Add(1)
-			h.st.key(name)
-			return name, redactedValue
-		}
-	}
-	return name, h.walk(name, v, lvl.next(), k, inherit)
+	lvl = lvl.denying(!inherit && h.c.keys.allow != nil && !kc.allowed)
+	return h.walk(key, v, lvl.next(), k, inherit)
 }
 
 // wholeNumber replaces a number under a PHI key; under Safe Harbor an age
@@ -258,22 +369,26 @@ func (h *Handler) wholeNumber(key, text string, f float64, orig any, k kid) any 
 	return h.leaf(key, text, k, true)
 }
 
-// mapKey formats a map key.
-func (h *Handler) mapKey(v reflect.Value) string {
+// mapKey formats a map key of a string, number or boolean type (looking
+// through interfaces); ok is false for any other type, whose formatting
+// could print unexported fields.
+func mapKey(v reflect.Value) (string, bool) {
+	for v.Kind() == reflect.Interface && !v.IsNil() {
+		v = v.Elem()
+	}
 	switch v.Kind() {
 	case reflect.String:
-		return v.String()
+		return v.String(), true
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return strconv.FormatInt(v.Int(), 10)
+		return strconv.FormatInt(v.Int(), 10), true
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		return strconv.FormatUint(v.Uint(), 10)
+		return strconv.FormatUint(v.Uint(), 10), true
+	case reflect.Float32, reflect.Float64:
+		return strconv.FormatFloat(v.Float(), 'g', -1, 64), true
 	case reflect.Bool:
-		return strconv.FormatBool(v.Bool())
+		return strconv.FormatBool(v.Bool()), true
 	}
-	if v.CanInterface() {
-		return fmt.Sprint(v.Interface())
-	}
-	return redactedValue
+	return "", false
 }
 
 // kindFromTag maps a `phi:"..."` tag to a kind: a Kind name in any case
@@ -291,35 +406,6 @@ func kindFromTag(tag string) kid {
 		return kCard
 	}
 	return kID
-}
-
-// isContainer reports whether v holds a struct (with exported fields, not
-// an error), map, slice or array, possibly behind pointers: a value whose
-// members are processed one by one.
-func isContainer(v slog.Value) bool {
-	if v.Kind() != slog.KindAny {
-		return false
-	}
-	x := v.Any()
-	if x == nil {
-		return false
-	}
-	if _, ok := x.(error); ok {
-		return false
-	}
-	t := reflect.TypeOf(x)
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch t.Kind() {
-	case reflect.Map, reflect.Array:
-		return true
-	case reflect.Slice:
-		return t.Elem().Kind() != reflect.Uint8
-	case reflect.Struct:
-		return hasExportedFields(t) && t != reflect.TypeFor[time.Time]()
-	}
-	return false
 }
 
 func isNilPtr(rv reflect.Value) bool {
