@@ -27,6 +27,11 @@ var reportColumns = []string{
 type ReporterOptions struct {
 	// Table is the audit table (DefaultTable if empty); a plain identifier.
 	Table string
+	// MaxRows bounds a report (10,000 if 0). A query that matches more rows
+	// fails with ErrTooManyRows rather than return a silently cut answer:
+	// narrow its span. The query itself asks for at most MaxRows+1 rows, so
+	// a broad question cannot pull a whole table into memory.
+	MaxRows int
 	// PseudonymKey is the Logger's key, needed by PatientAccess to turn a
 	// patient identifier into its token: the identifier itself never leaves
 	// the process, not even in a query.
@@ -43,7 +48,15 @@ type Reporter struct {
 	workspaceID string
 	table       string
 	key         []byte
+	maxRows     int
 }
+
+// ErrTooManyRows means a report matched more than ReporterOptions.MaxRows
+// rows.
+var ErrTooManyRows = errors.New("auditlog: reporter: too many rows")
+
+// DefaultMaxRows is ReporterOptions.MaxRows when zero.
+const DefaultMaxRows = 10_000
 
 // AuditRow is one event as stored in the audit table.
 type AuditRow struct {
@@ -71,10 +84,13 @@ func NewReporter(client *azquery.LogsClient, workspaceID string, opts *ReporterO
 	if client == nil || workspaceID == "" {
 		return nil, errors.New("auditlog: reporter: client and workspace ID are required")
 	}
-	r := &Reporter{client: client, workspaceID: workspaceID, table: DefaultTable}
+	r := &Reporter{client: client, workspaceID: workspaceID, table: DefaultTable, maxRows: DefaultMaxRows}
 	if opts != nil {
 		if opts.Table != "" {
 			r.table = opts.Table
+		}
+		if opts.MaxRows > 0 {
+			r.maxRows = opts.MaxRows
 		}
 		r.key = append([]byte(nil), opts.PseudonymKey...)
 	}
@@ -92,7 +108,8 @@ func (r *Reporter) query(span Span) *KQL {
 }
 
 func (r *Reporter) finish(q *KQL) *KQL {
-	return q.Text("\n| summarize arg_max(TimeGenerated, *) by EventId\n| order by TimeGenerated asc")
+	return q.Text("\n| summarize arg_max(TimeGenerated, *) by EventId\n| order by TimeGenerated asc\n| take ").
+		Value(int64(r.maxRows) + 1)
 }
 
 // PatientAccess lists every access to the records of one patient over span:
@@ -151,7 +168,14 @@ func (r *Reporter) run(ctx context.Context, q *KQL, span Span) ([]AuditRow, erro
 	if len(resp.Tables) == 0 {
 		return nil, nil
 	}
-	return parseRows(resp.Tables[0])
+	rows, err := parseRows(resp.Tables[0])
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) > r.maxRows {
+		return nil, fmt.Errorf("%w: more than %d; narrow the time span", ErrTooManyRows, r.maxRows)
+	}
+	return rows, nil
 }
 
 func parseRows(t *azquery.Table) ([]AuditRow, error) {

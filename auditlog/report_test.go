@@ -196,7 +196,8 @@ func TestReportQueries(t *testing.T) {
 	assert.Contains(t, q, phimask.Tokenize(testPseudonymKey(), phimask.KindMRN, p.MRN))
 	assert.Contains(t, q, "PhiguardAudit_CL\n| where TimeGenerated >= datetime(2026-01-01T00:00:00.0000000Z) and TimeGenerated < datetime(2026-02-01T00:00:00.0000000Z)")
 	assert.Contains(t, q, "set_has_element(EntityIds, ")
-	assert.True(t, strings.HasSuffix(q, "| summarize arg_max(TimeGenerated, *) by EventId\n| order by TimeGenerated asc"), "results are de-duplicated on EventId")
+	assert.True(t, strings.HasSuffix(q, "| summarize arg_max(TimeGenerated, *) by EventId\n| order by TimeGenerated asc\n| take long(10001)"),
+		"results are de-duplicated on EventId, and bounded")
 	tr.mu.Lock()
 	assert.Equal(t, "2026-01-01T00:00:00Z/2026-02-01T00:00:00Z", tr.spans[len(tr.spans)-1])
 	tr.mu.Unlock()
@@ -245,6 +246,15 @@ func TestReportTypedRows(t *testing.T) {
 	}, rows[0])
 	assert.Equal(t, OutcomeSeriousFailure, rows[1].Outcome)
 	assert.Empty(t, rows[1].EntityIDs)
+
+	// More rows than MaxRows: an error, not a silently cut answer.
+	c, err := azquery.NewLogsClient(&azfake.TokenCredential{}, &azquery.LogsClientOptions{ClientOptions: azcore.ClientOptions{Transport: tr}})
+	require.NoError(t, err)
+	small, err := NewReporter(c, "00000000-0000-0000-0000-000000000001", &ReporterOptions{MaxRows: 1})
+	require.NoError(t, err)
+	_, err = small.UserActivity(context.Background(), "user-1", testSpan)
+	require.ErrorIs(t, err, ErrTooManyRows)
+	assert.True(t, strings.HasSuffix(tr.last(), "| take long(2)"), "the service is asked for at most MaxRows+1 rows")
 
 	tr.mu.Lock()
 	tr.result = `{"tables":[{"name":"PrimaryResult","columns":[{"name":"EventId","type":"string"}],"rows":[["e1"]]}]}`

@@ -491,7 +491,9 @@ func workspaceQuery(cfg Config, tokenKey []byte, d *Deps) (server.AuditQuery, er
 	if err != nil {
 		return nil, fmt.Errorf("app: Log Analytics client: %w", err)
 	}
-	r, err := auditlog.NewReporter(c, cfg.WorkspaceID, &auditlog.ReporterOptions{PseudonymKey: tokenKey})
+	// MaxRows matches the endpoint's largest limit: a broader question
+	// fails instead of pulling a whole table into memory.
+	r, err := auditlog.NewReporter(c, cfg.WorkspaceID, &auditlog.ReporterOptions{PseudonymKey: tokenKey, MaxRows: 10_000})
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}

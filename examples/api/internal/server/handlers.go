@@ -340,6 +340,9 @@ func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request, rc *reqCtx)
 		eq.Limit = n
 	}
 	events, err := s.cfg.Query.Events(r.Context(), eq)
+	if errors.Is(err, auditlog.ErrTooManyRows) {
+		return 0, nil, &apiError{http.StatusUnprocessableEntity, "too many events: narrow from and to"}
+	}
 	if err != nil {
 		return 0, nil, fmt.Errorf("audit query: %w", err)
 	}
