@@ -83,7 +83,7 @@ type Stats struct {
 // Close it to flush and close the sinks.
 type Logger struct {
 	opts     Options
-	key      []byte
+	tokens   *phimask.Tokenizer // keyed with Options.PseudonymKey
 	sinks    []Sink
 	recorded atomic.Uint64
 	failed   atomic.Uint64
@@ -109,7 +109,8 @@ func New(opts *Options, sinks ...Sink) (*Logger, error) {
 		}
 	}
 	l := &Logger{opts: *opts, sinks: append([]Sink(nil), sinks...)}
-	l.key = append([]byte(nil), opts.PseudonymKey...)
+	l.tokens = phimask.NewTokenizer(opts.PseudonymKey)
+	l.opts.PseudonymKey = nil // the Tokenizer holds its own copy: keep one
 	if l.opts.Now == nil {
 		l.opts.Now = time.Now
 	}
@@ -191,7 +192,7 @@ func (l *Logger) scrub(e *Event) {
 			if kind == "" {
 				kind = phimask.KindID
 			}
-			en.Identifier = phimask.Tokenize(l.key, kind, en.Identifier)
+			en.Identifier = l.tokens.Token(kind, en.Identifier)
 			en.Type = phimask.Redact(en.Type)
 			ents[i] = en
 		}
@@ -207,7 +208,7 @@ func (l *Logger) scrub(e *Event) {
 		e.Subtype = sub
 	}
 	if e.Actor.ClientIP != "" && !l.opts.KeepClientIP {
-		e.Actor.ClientIP = phimask.Tokenize(l.key, phimask.KindIP, e.Actor.ClientIP)
+		e.Actor.ClientIP = l.tokens.Token(phimask.KindIP, e.Actor.ClientIP)
 	}
 	e.Actor.UserAgent = phimask.Redact(e.Actor.UserAgent)
 	e.OutcomeDesc = phimask.Redact(e.OutcomeDesc)
@@ -221,7 +222,7 @@ func (l *Logger) Token(kind phimask.Kind, identifier string) string {
 	if kind == "" {
 		kind = phimask.KindID
 	}
-	return phimask.Tokenize(l.key, kind, identifier)
+	return l.tokens.Token(kind, identifier)
 }
 
 // Stats returns the counters since New.

@@ -154,7 +154,7 @@ func NewHandler(next slog.Handler, opts *Options) *Handler {
 		}
 	}
 	if len(o.Key) >= MinKeyLen {
-		c.text.tok = newTokenizer(o.Key)
+		c.text.tok = NewTokenizer(o.Key)
 	}
 	if o.SafeHarbor {
 		c.text.yearFloor = time.Now().Year() - 89

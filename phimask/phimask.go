@@ -50,7 +50,7 @@ func Redact(text string) string {
 // once built.
 type textConfig struct {
 	on         kindSet
-	tok        *tokenizer // nil: "[REDACTED:KIND]" replacements
+	tok        *Tokenizer // nil: "[REDACTED:KIND]" replacements
 	safeHarbor bool
 	// yearFloor: under Safe Harbor, a year before it would reveal an age over
 	// 89 and is not kept (0: keep every year).
@@ -114,9 +114,9 @@ func (c *textConfig) replace(b *strings.Builder, k kid, value string) {
 }
 
 // writeReplacement writes "[REDACTED:KIND]", or the keyed token when key is set.
-func writeReplacement(b *strings.Builder, tok *tokenizer, k Kind, value string) {
+func writeReplacement(b *strings.Builder, tok *Tokenizer, k Kind, value string) {
 	if tok != nil {
-		b.WriteString(tok.token(k, value))
+		b.WriteString(tok.Token(k, value))
 		return
 	}
 	b.WriteString("[REDACTED:")
@@ -125,9 +125,9 @@ func writeReplacement(b *strings.Builder, tok *tokenizer, k Kind, value string) 
 }
 
 // replacement returns the whole-value replacement of value.
-func replacement(tok *tokenizer, k Kind, value string) string {
+func replacement(tok *Tokenizer, k Kind, value string) string {
 	if tok != nil {
-		return tok.token(k, value)
+		return tok.Token(k, value)
 	}
 	return "[REDACTED:" + string(k) + "]"
 }

@@ -36,18 +36,23 @@ func Tokenize(key []byte, kind Kind, value string) string {
 	return tokenWith(hmac.New(sha256.New, key), kind, value)
 }
 
-// tokenizer reuses HMAC states for one key: hmac.New allocates and hashes
-// the key each time, which matters when every record carries tokens.
-type tokenizer struct{ pool sync.Pool }
+// Tokenizer computes Tokenize's tokens for one key, reusing HMAC states:
+// hmac.New allocates and hashes the key on every call, which matters when
+// every log record or audit event carries tokens. A Tokenizer is safe for
+// concurrent use; its tokens equal Tokenize's for the same key.
+type Tokenizer struct{ pool sync.Pool }
 
-func newTokenizer(key []byte) *tokenizer {
+// NewTokenizer returns a Tokenizer for key (copied). As for Tokenize, the
+// key must be a secret of at least MinKeyLen bytes.
+func NewTokenizer(key []byte) *Tokenizer {
 	k := append([]byte(nil), key...)
-	t := &tokenizer{}
+	t := &Tokenizer{}
 	t.pool.New = func() any { return hmac.New(sha256.New, k) }
 	return t
 }
 
-func (t *tokenizer) token(kind Kind, value string) string {
+// Token returns the keyed pseudonym of value, as Tokenize does.
+func (t *Tokenizer) Token(kind Kind, value string) string {
 	mac := t.pool.Get().(hash.Hash)
 	mac.Reset()
 	out := tokenWith(mac, kind, value)

@@ -47,3 +47,34 @@ func TestTokenize(t *testing.T) {
 	assert.NotEqual(t, Tokenize(key, KindMRN, "123456789")[5:], Tokenize(key, KindID, "123456789")[4:], "kind separation")
 	assert.NotEqual(t, Tokenize(key, KindName, "Jane Doe"), Tokenize(key, KindName, "jane doe"), "names keep their case")
 }
+
+func TestTokenizerMatchesTokenize(t *testing.T) {
+	t.Parallel()
+	key := []byte("0123456789abcdef0123456789abcdef")
+	tz := NewTokenizer(key)
+	cases := []struct {
+		kind  Kind
+		value string
+	}{
+		{KindSSN, "123-45-6789"}, {KindPhone, "+1 (555) 234-5678"}, {KindEmail, " A.B@Example.org "},
+		{KindID, "9f3c2a1e-0000-4000-8000-000000000000"}, {KindName, "Jane  Doe"}, {KindMRN, ""},
+	}
+	for _, tc := range cases {
+		assert.Equal(t, Tokenize(key, tc.kind, tc.value), tz.Token(tc.kind, tc.value), "kind %s", tc.kind)
+	}
+	// Concurrent use shares pooled HMAC states without mixing them up.
+	done := make(chan bool)
+	for g := 0; g < 8; g++ {
+		go func() {
+			ok := true
+			for i := 0; i < 200; i++ {
+				tc := cases[i%len(cases)]
+				ok = ok && tz.Token(tc.kind, tc.value) == Tokenize(key, tc.kind, tc.value)
+			}
+			done <- ok
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		assert.True(t, <-done)
+	}
+}

@@ -288,7 +288,7 @@ func (h *Handler) walkMap(key string, rv reflect.Value, lvl level, k kid, inheri
 			h.st.count(k)
 			h.st.key(key)
 			if h.c.text.tok != nil && !e.opaque {
-				name = h.c.text.tok.token(kindNames[k], e.k)
+				name = h.c.text.tok.Token(kindNames[k], e.k)
 				if _, dup := out[name]; dup {
 					name = numbered(name)
 				}

@@ -283,7 +283,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (s *Server) accessLog(w *statusWriter, rc *reqCtx) {
 	actor := "anonymous"
 	if rc.principal != nil {
-		actor = phimask.Tokenize(s.cfg.TokenKey, phimask.KindID, rc.principal.Subject)
+		actor = s.tokens.Token(phimask.KindID, rc.principal.Subject)
 	}
 	s.cfg.Logger.LogAttrs(rc.r.Context(), slog.LevelInfo, "request",
 		slog.String("request_id", rc.id),

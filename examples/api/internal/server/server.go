@@ -14,6 +14,7 @@ import (
 	"github.com/phiguard/phiguard/auditlog"
 	"github.com/phiguard/phiguard/examples/api/internal/auth"
 	"github.com/phiguard/phiguard/examples/api/internal/model"
+	"github.com/phiguard/phiguard/phimask"
 	"github.com/phiguard/phiguard/storage"
 )
 
@@ -65,8 +66,9 @@ type Config struct {
 
 // Server is the API's http.Handler.
 type Server struct {
-	cfg Config
-	mux *http.ServeMux
+	cfg    Config
+	mux    *http.ServeMux
+	tokens *phimask.Tokenizer // actor pseudonyms in the access log
 }
 
 // New returns the API handler.
@@ -86,7 +88,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Service == "" {
 		cfg.Service = "phiguard-api"
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), tokens: phimask.NewTokenizer(cfg.TokenKey)}
 	s.routes()
 	return s, nil
 }
