@@ -23,6 +23,8 @@ import (
 	"github.com/brianvoe/gofakeit/v7"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/phiguard/phiguard/internal/testenv"
 )
 
 // ingestServer is an azlogs fake server that records what it accepted and
@@ -178,7 +180,7 @@ func TestIngestionOutageSpoolsAndRecoversInOrder(t *testing.T) {
 	srv := &ingestServer{}
 	spool := t.TempDir()
 	opts := fastIngestOptions(spool)
-	var logs syncBuffer
+	var logs testenv.Buffer
 	opts.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 	sink, err := NewIngestionSink(newIngestClient(t, srv), "dcr-test", "Custom-PhiguardAudit", opts)
 	require.NoError(t, err)
@@ -327,22 +329,4 @@ func TestIngestionOptionsRequired(t *testing.T) {
 	assert.Equal(t, time.Duration(0), retryAfter("soon"))
 	assert.Equal(t, 3*time.Second, retryAfter("3"))
 	assert.False(t, errors.Is(nil, ErrUnavailable))
-}
-
-// syncBuffer is a bytes.Buffer safe for the sink's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

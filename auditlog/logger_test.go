@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/phiguard/phiguard/internal/testenv"
 	"github.com/phiguard/phiguard/phimask"
 )
 
@@ -213,7 +214,7 @@ func TestConcurrentRecordsVerify(t *testing.T) {
 	fs, err := NewFileSink(dir, &FileOptions{SigningKey: testSigningKey("a"), SegmentBytes: 32 << 10,
 		CheckpointInterval: 5 * time.Millisecond, OnCheckpoint: func(b []byte) { mu.Lock(); ckpts = append(ckpts, b); mu.Unlock() }})
 	require.NoError(t, err)
-	var buf lockedBuffer
+	var buf testenv.Buffer
 	l, err := New(&Options{PseudonymKey: testPseudonymKey()}, fs, NewWriterSink(&buf))
 	require.NoError(t, err)
 	var wg sync.WaitGroup
@@ -245,23 +246,6 @@ func TestConcurrentRecordsVerify(t *testing.T) {
 		_, err := Verify(dir, pub, &VerifyOptions{Trusted: c})
 		require.NoError(t, err)
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) Bytes() []byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]byte(nil), l.b.Bytes()...)
 }
 
 // TestAppendEventMatchesEncodingJSON holds the hand-written encoder to

@@ -12,11 +12,13 @@ import (
 	"github.com/brianvoe/gofakeit/v7"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/phiguard/phiguard/internal/testenv"
 )
 
 func TestMiddlewareRecordsOneEventPerRequest(t *testing.T) {
 	t.Parallel()
-	var buf lockedBuffer
+	var buf testenv.Buffer
 	l, err := New(&Options{PseudonymKey: testPseudonymKey(), Observer: Observer{Service: "api"}}, NewWriterSink(&buf))
 	require.NoError(t, err)
 	mux := http.NewServeMux()

@@ -13,6 +13,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	josecipher "github.com/go-jose/go-jose/v4/cipher"
+
+	"github.com/phiguard/phiguard/storage/internal/cse"
 )
 
 // Key-wrapping algorithms, as named in the encryptiondata metadata.
@@ -95,7 +97,7 @@ func (k *LocalKey) UnwrapKey(_ context.Context, wk WrappedKey) ([]byte, error) {
 		return nil, fmt.Errorf("storage: local key: %w", ErrKeyMismatch)
 	}
 	if wk.Algorithm != AlgorithmA256KW {
-		return nil, fmt.Errorf("storage: local key: algorithm %q: %w", clip(wk.Algorithm), ErrKeyMismatch)
+		return nil, fmt.Errorf("storage: local key: algorithm %q: %w", cse.Clip(wk.Algorithm), ErrKeyMismatch)
 	}
 	block, err := aes.NewCipher(k.key)
 	if err != nil {
@@ -163,7 +165,7 @@ func (k *KeyVaultKey) UnwrapKey(ctx context.Context, wk WrappedKey) ([]byte, err
 	case AlgorithmRSAOAEP:
 		alg = azkeys.EncryptionAlgorithmRSAOAEP
 	default:
-		return nil, fmt.Errorf("storage: key vault key: algorithm %q: %w", clip(wk.Algorithm), ErrKeyMismatch)
+		return nil, fmt.Errorf("storage: key vault key: algorithm %q: %w", cse.Clip(wk.Algorithm), ErrKeyMismatch)
 	}
 	name, version := parseKeyVaultID(wk.KeyID)
 	if name != k.name {
@@ -192,12 +194,4 @@ func parseKeyVaultID(kid string) (name, version string) {
 	}
 	name, version, _ = strings.Cut(strings.Trim(kid, "/"), "/")
 	return name, strings.Trim(version, "/")
-}
-
-// clip keeps values read from metadata short in error messages.
-func clip(s string) string {
-	if len(s) > 16 {
-		return s[:16] + "..."
-	}
-	return s
 }

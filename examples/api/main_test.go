@@ -28,6 +28,7 @@ import (
 
 	"github.com/phiguard/phiguard/auditlog"
 	"github.com/phiguard/phiguard/examples/api/internal/oidctest"
+	"github.com/phiguard/phiguard/internal/testenv"
 )
 
 const audience = "api://phiguard-e2e"
@@ -59,27 +60,10 @@ type service struct {
 	cmd      *exec.Cmd
 	url      string
 	dataDir  string
-	stdout   *syncBuffer
-	stderr   *syncBuffer
+	stdout   *testenv.Buffer
+	stderr   *testenv.Buffer
 	auditPub ed25519.PublicKey
 	exited   chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.b.Bytes())
 }
 
 func freeAddr(t *testing.T) string {
@@ -105,7 +89,7 @@ func startService(t *testing.T, is *oidctest.Issuer, extraEnv ...string) *servic
 	seed := key(t, ed25519.SeedSize)
 	s := &service{
 		url: "http://" + addr, dataDir: filepath.Join(dir, "data"),
-		stdout: &syncBuffer{}, stderr: &syncBuffer{},
+		stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{},
 		auditPub: ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey),
 		exited:   make(chan struct{}),
 	}

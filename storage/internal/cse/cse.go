@@ -141,24 +141,24 @@ func ParseEncryptionData(s string) (*EncryptionData, error) {
 	}
 	switch {
 	case e.EncryptionAgent.Protocol != Protocol:
-		return nil, fmt.Errorf("%w: %q", ErrProtocol, clip(e.EncryptionAgent.Protocol))
+		return nil, fmt.Errorf("%w: %q", ErrProtocol, Clip(e.EncryptionAgent.Protocol))
 	case e.EncryptionAgent.EncryptionAlgorithm != EncryptionAlgorithm:
-		return nil, fmt.Errorf("%w: encryption algorithm %q", ErrProtocol, clip(e.EncryptionAgent.EncryptionAlgorithm))
+		return nil, fmt.Errorf("%w: encryption algorithm %q", ErrProtocol, Clip(e.EncryptionAgent.EncryptionAlgorithm))
 	case e.EncryptedRegionInfo == nil:
 		return nil, fmt.Errorf("%w: EncryptedRegionInfo missing", ErrFormat)
 	case e.EncryptedRegionInfo.DataLength != RegionSize || e.EncryptedRegionInfo.NonceLength != NonceSize:
 		return nil, fmt.Errorf("%w: region layout %d/%d, want %d/%d", ErrFormat,
 			e.EncryptedRegionInfo.DataLength, e.EncryptedRegionInfo.NonceLength, RegionSize, NonceSize)
 	case e.EncryptionMode != "" && e.EncryptionMode != EncryptionMode:
-		return nil, fmt.Errorf("%w: encryption mode %q", ErrProtocol, clip(e.EncryptionMode))
+		return nil, fmt.Errorf("%w: encryption mode %q", ErrProtocol, Clip(e.EncryptionMode))
 	case len(e.WrappedContentKey.EncryptedKey) == 0:
 		return nil, fmt.Errorf("%w: no wrapped content key", ErrFormat)
 	}
 	return &e, nil
 }
 
-// clip keeps attacker-controlled metadata short in error messages.
-func clip(s string) string {
+// Clip keeps attacker-controlled metadata short in error messages.
+func Clip(s string) string {
 	if len(s) > 16 {
 		return s[:16] + "..."
 	}
@@ -319,18 +319,15 @@ func Lookup(md map[string]string, key string) (string, bool) {
 	return "", false
 }
 
-// Decrypter reads a v2 content and returns its plaintext, one authenticated
-// region at a time: no byte of a region is returned before its tag checks,
-// and the end of the content is reported only when the expected number of
-// bytes has been read. It is not safe for concurrent use.
+// Decrypter reads a v2 content region by region (ReadRegion) for
+// authentication and decryption (Open), possibly on other goroutines; the
+// end of the content is reported only once exactly the expected number of
+// bytes has been read. ReadRegion is not safe for concurrent use.
 type Decrypter struct {
 	r         io.Reader
 	aead      cipher.AEAD
 	remaining int64 // content bytes still to read
 	index     uint64
-	buf       []byte
-	out       []byte // plaintext not yet returned
-	err       error
 }
 
 // NewDecrypter returns a Decrypter of content r, which must be exactly size
@@ -341,77 +338,6 @@ func NewDecrypter(r io.Reader, aead cipher.AEAD, size int64) (*Decrypter, error)
 		return nil, err
 	}
 	return &Decrypter{r: r, aead: aead, remaining: size}, nil
-}
-
-// Read implements io.Reader.
-func (d *Decrypter) Read(p []byte) (int, error) {
-	for len(d.out) == 0 {
-		if d.err != nil {
-			return 0, d.err
-		}
-		d.err = d.next()
-		if d.err != nil && !errors.Is(d.err, io.EOF) {
-			d.out = nil
-		}
-	}
-	n := copy(p, d.out)
-	d.out = d.out[n:]
-	return n, nil
-}
-
-// WriteTo writes the plaintext to w a whole authenticated region at a time.
-func (d *Decrypter) WriteTo(w io.Writer) (int64, error) {
-	var total int64
-	for {
-		pt, err := d.Next()
-		if errors.Is(err, io.EOF) {
-			return total, nil
-		}
-		if err != nil {
-			return total, err
-		}
-		n, err := w.Write(pt)
-		total += int64(n)
-		if err != nil {
-			return total, err
-		}
-	}
-}
-
-// Next returns the plaintext of the next region, authenticated, or io.EOF
-// after the last one. The slice is valid until the next call.
-func (d *Decrypter) Next() ([]byte, error) {
-	if d.err != nil {
-		return nil, d.err
-	}
-	if len(d.out) > 0 {
-		out := d.out
-		d.out = nil
-		return out, nil
-	}
-	if d.err = d.next(); d.err != nil {
-		return nil, d.err
-	}
-	out := d.out
-	d.out = nil
-	return out, nil
-}
-
-// next reads, authenticates and decrypts the next region into d.out.
-func (d *Decrypter) next() error {
-	if d.buf == nil {
-		d.buf = make([]byte, d.BufferSize())
-	}
-	region, i, err := d.ReadRegion(d.buf)
-	if err != nil {
-		return err
-	}
-	pt, err := d.Open(region, i)
-	if err != nil {
-		return err
-	}
-	d.out = pt
-	return nil
 }
 
 // BufferSize is the buffer size ReadRegion needs: one encrypted region, or
@@ -456,100 +382,3 @@ func (d *Decrypter) ReadRegion(buf []byte) ([]byte, uint64, error) {
 func (d *Decrypter) Open(region []byte, i uint64) ([]byte, error) {
 	return OpenRegion(d.aead, region, i)
 }
-
-// Encrypter writes the v2 content of the plaintext written to it into w,
-// one region at a time. The caller must call Close to flush the last region.
-// Length reports the plaintext length written so far.
-type Encrypter struct {
-	w      io.Writer
-	aead   cipher.AEAD
-	buf    []byte
-	n      int // plaintext bytes buffered
-	index  uint64
-	length int64
-	err    error
-}
-
-// NewEncrypter returns an Encrypter into w.
-func NewEncrypter(w io.Writer, aead cipher.AEAD) *Encrypter {
-	return &Encrypter{w: w, aead: aead}
-}
-
-// Write implements io.Writer.
-func (e *Encrypter) Write(p []byte) (int, error) {
-	if e.err != nil {
-		return 0, e.err
-	}
-	total := len(p)
-	for len(p) > 0 {
-		if e.buf == nil {
-			e.buf = make([]byte, EncryptedRegionSize)
-		}
-		c := copy(e.buf[NonceSize+e.n:NonceSize+RegionSize], p)
-		e.n += c
-		p = p[c:]
-		if e.n == RegionSize {
-			if err := e.flush(); err != nil {
-				return total - len(p), err
-			}
-		}
-	}
-	return total, nil
-}
-
-// ReadFrom reads plaintext straight into the region buffer, saving a copy.
-func (e *Encrypter) ReadFrom(r io.Reader) (int64, error) {
-	var total int64
-	if e.err != nil {
-		return 0, e.err
-	}
-	if e.buf == nil {
-		e.buf = make([]byte, EncryptedRegionSize)
-	}
-	for {
-		m, err := io.ReadFull(r, e.buf[NonceSize+e.n:NonceSize+RegionSize])
-		e.n += m
-		total += int64(m)
-		if e.n == RegionSize {
-			if ferr := e.flush(); ferr != nil {
-				return total, ferr
-			}
-		}
-		switch {
-		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-			return total, nil
-		case err != nil:
-			return total, err
-		}
-	}
-}
-
-func (e *Encrypter) flush() error {
-	region := SealRegion(e.aead, e.buf, e.n, e.index)
-	e.index++
-	e.length += int64(e.n)
-	e.n = 0
-	if _, err := e.w.Write(region); err != nil {
-		e.err = err
-		return err
-	}
-	return nil
-}
-
-// Close encrypts and writes the last, partial region, if any. It does not
-// close the underlying writer.
-func (e *Encrypter) Close() error {
-	if e.err != nil {
-		return e.err
-	}
-	if e.n > 0 {
-		if err := e.flush(); err != nil {
-			return err
-		}
-	}
-	e.err = errors.New("cse: write after close")
-	return nil
-}
-
-// Length returns the plaintext bytes encrypted so far (complete after Close).
-func (e *Encrypter) Length() int64 { return e.length }

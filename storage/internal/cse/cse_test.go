@@ -2,6 +2,7 @@ package cse
 
 import (
 	"bytes"
+	"crypto/cipher"
 	"crypto/rand"
 	"errors"
 	"io"
@@ -78,34 +79,66 @@ func TestContentKeyChecksProtocolPrefix(t *testing.T) {
 	require.ErrorIs(t, err, ErrAuth)
 }
 
-func TestEncrypterDecrypter(t *testing.T) {
+// sealAll encrypts data into a v2 content with SealRegion, as Store.Put
+// does region by region.
+func sealAll(aead cipher.AEAD, data []byte) []byte {
+	out := make([]byte, 0, EncryptedSize(int64(len(data))))
+	buf := make([]byte, EncryptedRegionSize)
+	for i := uint64(0); len(data) > 0; i++ {
+		n := min(len(data), RegionSize)
+		copy(buf[NonceSize:], data[:n])
+		out = append(out, SealRegion(aead, buf, n, i)...)
+		data = data[n:]
+	}
+	return out
+}
+
+// openAll decrypts a content with ReadRegion and Open, as Store.Get does,
+// returning the plaintext of the regions that authenticated before any error.
+func openAll(r io.Reader, aead cipher.AEAD, size int64) ([]byte, error) {
+	d, err := NewDecrypter(r, aead, size)
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	buf := make([]byte, d.BufferSize())
+	for {
+		region, i, err := d.ReadRegion(buf)
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		pt, err := d.Open(region, i)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, pt...)
+	}
+}
+
+func TestSealAndOpenRegions(t *testing.T) {
 	t.Parallel()
 	aead, err := NewAEAD(bytes.Repeat([]byte{1}, KeySize))
 	require.NoError(t, err)
 	for _, n := range []int{0, 1, RegionSize, RegionSize + 1} {
 		data := make([]byte, n)
 		_, _ = rand.Read(data)
-		var ct bytes.Buffer
-		e := NewEncrypter(&ct, aead)
-		// Mixed Write and ReadFrom.
-		half := n / 2
-		_, err := e.Write(data[:half])
-		require.NoError(t, err)
-		_, err = e.ReadFrom(bytes.NewReader(data[half:]))
-		require.NoError(t, err)
-		require.NoError(t, e.Close())
-		assert.Equal(t, int64(n), e.Length())
-		assert.Equal(t, EncryptedSize(int64(n)), int64(ct.Len()))
-		d, err := NewDecrypter(bytes.NewReader(ct.Bytes()), aead, int64(ct.Len()))
-		require.NoError(t, err)
-		got, err := io.ReadAll(d)
+		ct := sealAll(aead, data)
+		assert.Equal(t, EncryptedSize(int64(n)), int64(len(ct)))
+		got, err := openAll(bytes.NewReader(ct), aead, int64(len(ct)))
 		require.NoError(t, err)
 		assert.True(t, bytes.Equal(data, got))
 		// Extra bytes beyond the declared size are an error.
-		d, err = NewDecrypter(io.MultiReader(bytes.NewReader(ct.Bytes()), strings.NewReader("x")), aead, int64(ct.Len()))
-		require.NoError(t, err)
-		_, err = io.ReadAll(d)
+		_, err = openAll(io.MultiReader(bytes.NewReader(ct), strings.NewReader("x")), aead, int64(len(ct)))
 		require.ErrorIs(t, err, ErrFormat)
+		if n > RegionSize {
+			// Regions in the wrong order fail although each is intact.
+			swapped := append(append([]byte(nil), ct[EncryptedRegionSize:]...), ct[:EncryptedRegionSize]...)
+			_, err = openAll(bytes.NewReader(swapped), aead, int64(len(swapped)))
+			require.Error(t, err)
+		}
 	}
 }
 
@@ -150,27 +183,17 @@ func FuzzParseEncryptionData(f *testing.F) {
 // re-encrypted, is a prefix of the content.
 func FuzzDecrypter(f *testing.F) {
 	aead, _ := NewAEAD(make([]byte, KeySize))
-	var ct bytes.Buffer
-	e := NewEncrypter(&ct, aead)
-	_, _ = e.Write([]byte("hello, regions"))
-	_ = e.Close()
-	f.Add(ct.Bytes(), int64(ct.Len()))
+	ct := sealAll(aead, []byte("hello, regions"))
+	f.Add(ct, int64(len(ct)))
 	f.Add([]byte{}, int64(0))
 	f.Add(make([]byte, 40), int64(40))
 	f.Fuzz(func(t *testing.T, content []byte, size int64) {
-		d, err := NewDecrypter(bytes.NewReader(content), aead, size)
+		got, err := openAll(bytes.NewReader(content), aead, size)
+		again := sealAll(aead, got)
 		if err != nil {
+			assert.True(t, bytes.HasPrefix(content, again), "released bytes that did not authenticate")
 			return
 		}
-		got, err := io.ReadAll(d)
-		var again bytes.Buffer
-		e := NewEncrypter(&again, aead)
-		_, _ = e.Write(got)
-		_ = e.Close()
-		if err != nil {
-			assert.True(t, bytes.HasPrefix(content, again.Bytes()), "released bytes that did not authenticate")
-			return
-		}
-		assert.True(t, bytes.Equal(content, again.Bytes()), "authenticated content does not re-encrypt to itself")
+		assert.True(t, bytes.Equal(content, again), "authenticated content does not re-encrypt to itself")
 	})
 }

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,27 +20,10 @@ import (
 	"github.com/phiguard/phiguard/auditlog"
 	"github.com/phiguard/phiguard/examples/api/internal/app"
 	"github.com/phiguard/phiguard/examples/api/internal/oidctest"
+	"github.com/phiguard/phiguard/internal/testenv"
 )
 
 const audience = "api://phiguard-test"
-
-// lockedBuffer collects the service's stdout from concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func modelDigest(t testing.TB) string {
 	t.Helper()
@@ -55,7 +37,7 @@ type testApp struct {
 	*app.App
 	srv    *httptest.Server
 	issuer *oidctest.Issuer
-	out    *lockedBuffer
+	out    *testenv.Buffer
 	dir    string
 }
 
@@ -72,7 +54,7 @@ func newTestApp(t *testing.T) *testApp {
 	require.NoError(t, err)
 	cfg.ModelSHA256 = modelDigest(t)
 	cfg.DotEnvPath = filepath.Join(dir, "no.env")
-	out := &lockedBuffer{}
+	out := &testenv.Buffer{}
 	a, err := app.New(context.Background(), cfg, &app.Deps{Stdout: out})
 	require.NoError(t, err)
 	srv := httptest.NewServer(a.Handler)

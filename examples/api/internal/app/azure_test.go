@@ -182,7 +182,7 @@ func TestAzureMode(t *testing.T) {
 	})
 	require.NoError(t, err)
 	cfg.ModelSHA256 = modelDigest(t)
-	out := &lockedBuffer{}
+	out := &testenv.Buffer{}
 	a, err := app.New(ctx, cfg, &app.Deps{
 		Credential:           &azfake.TokenCredential{},
 		KeyVaultTransport:    secretsfake.NewServerTransport(kv.secretsServer()),

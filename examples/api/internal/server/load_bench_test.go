@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -68,7 +69,7 @@ func newBenchServer(b *testing.B, mode auditlog.Mode) (*Server, string, string) 
 }
 
 func modelDigest(b *testing.B) string {
-	data, err := readFile(filepath.Join("..", "..", "model", "readmission.json.sha256"))
+	data, err := os.ReadFile(filepath.Join("..", "..", "model", "readmission.json.sha256"))
 	require.NoError(b, err)
 	return string(data)
 }
