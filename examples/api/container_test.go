@@ -169,6 +169,15 @@ func TestContainerImage(t *testing.T) {
 
 	marker := "decoy-" + base64.RawURLEncoding.EncodeToString(key(t, 12))
 	ctxDir := buildContext(t, marker)
+	// The host's module cache is served to the build as a file proxy. A test
+	// run downloads only what its packages need (lazy module loading), but the
+	// builder's `go mod download` also reads the go.mod of every module in the
+	// graph, so fill the cache with the same command first (the host has the
+	// module proxy; the build has no network).
+	dl := exec.Command("go", "mod", "download")
+	dl.Dir = filepath.Join("..", "..")
+	out, err := dl.CombinedOutput()
+	require.NoError(t, err, "go mod download: %s", out)
 	modcache := strings.TrimSpace(string(must(exec.Command("go", "env", "GOMODCACHE").Output())))
 	goroot := strings.TrimSpace(string(must(exec.Command("go", "env", "GOROOT").Output())))
 	image := "localhost/phiguard-api:test"
