@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"net/url"
 	"testing"
 	"time"
 )
@@ -110,5 +111,18 @@ func BenchmarkTokenizer(b *testing.B) {
 	tz := NewTokenizer([]byte("0123456789abcdef0123456789abcdef"))
 	for b.Loop() {
 		_ = tz.Token(KindSSN, "123-45-6789")
+	}
+}
+
+// BenchmarkRedactURL is the access-log path of a REST service: a route with
+// an identifier segment and a query.
+func BenchmarkRedactURL(b *testing.B) {
+	u, err := url.Parse("/v1/patients/3f2c9a1e-7b4d-4c1a-9e8f-0a1b2c3d4e5f?include=documents&page=2")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = RedactURL(u)
 	}
 }

@@ -36,7 +36,7 @@ func benchKey(b *testing.B, n int) []byte {
 
 // newBenchServer is the full stack on real components: folder store,
 // synchronous audit trail with group commit, phimask JSON logs.
-func newBenchServer(b *testing.B, mode auditlog.Mode) (*Server, string, string) {
+func newBenchServer(b *testing.B, mode auditlog.Mode) (*Server, string, string, *auditlog.FileSink) {
 	dir := b.TempDir()
 	kek, err := storage.NewLocalKey("bench", benchKey(b, 32))
 	require.NoError(b, err)
@@ -65,7 +65,7 @@ func newBenchServer(b *testing.B, mode auditlog.Mode) (*Server, string, string) 
 	id := newID()
 	_, err = store.Put(context.Background(), patientObject(id), bytes.NewReader(body), nil)
 	require.NoError(b, err)
-	return s, id, tok
+	return s, id, tok, file
 }
 
 func modelDigest(b *testing.B) string {
@@ -81,10 +81,10 @@ func modelDigest(b *testing.B) string {
 // audit trail's fsync before it answers (fail closed); concurrent requests
 // share one fsync (group commit), so more clients amortize it better.
 func BenchmarkGetPatientLoad(b *testing.B) {
-	s, id, tok := newBenchServer(b, auditlog.Sync)
+	s, id, tok, file := newBenchServer(b, auditlog.Sync)
 	// The same stack with the trail acknowledging from memory: what the
 	// middleware costs without the fsync that durability needs.
-	sAsync, idAsync, tokAsync := newBenchServer(b, auditlog.Async)
+	sAsync, idAsync, tokAsync, fileAsync := newBenchServer(b, auditlog.Async)
 	bare := http.NewServeMux()
 	bare.HandleFunc("GET /v1/patients/{id}", func(w http.ResponseWriter, r *http.Request) {
 		status, body, err := s.getPatient(w, r, &reqCtx{r: r})
@@ -97,12 +97,13 @@ func BenchmarkGetPatientLoad(b *testing.B) {
 	for _, bc := range []struct {
 		name    string
 		h       http.Handler
+		trail   *auditlog.FileSink // nil for the bare handler
 		workers int
 		id, tok string
 	}{
-		{"bare/clients=16", bare, 16, id, tok}, {"full/clients=16", s, 16, id, tok},
-		{"full-async-audit/clients=16", sAsync, 16, idAsync, tokAsync},
-		{"bare/clients=64", bare, 64, id, tok}, {"full/clients=64", s, 64, id, tok},
+		{"bare/clients=16", bare, nil, 16, id, tok}, {"full/clients=16", s, file, 16, id, tok},
+		{"full-async-audit/clients=16", sAsync, fileAsync, 16, idAsync, tokAsync},
+		{"bare/clients=64", bare, nil, 64, id, tok}, {"full/clients=64", s, file, 64, id, tok},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			srv := httptest.NewServer(bc.h)
@@ -114,6 +115,10 @@ func BenchmarkGetPatientLoad(b *testing.B) {
 			var next atomic.Int64
 			lat := make([][]time.Duration, workers)
 			var wg sync.WaitGroup
+			var fsyncs0 uint64
+			if bc.trail != nil {
+				fsyncs0 = bc.trail.Fsyncs()
+			}
 			b.ReportAllocs()
 			b.ResetTimer()
 			start := time.Now()
@@ -148,6 +153,10 @@ func BenchmarkGetPatientLoad(b *testing.B) {
 			if len(all) > 0 {
 				b.ReportMetric(float64(len(all))/elapsed.Seconds(), "req/s")
 				b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
+			}
+			if bc.trail != nil {
+				// How well group commit shares an fsync between requests.
+				b.ReportMetric(float64(b.N)/float64(max(bc.trail.Fsyncs()-fsyncs0, 1)), "events/fsync")
 			}
 		})
 	}
