@@ -4,9 +4,9 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/url"
 	"regexp"
 	"strings"
-	"net/url"
 	"testing"
 	"time"
 )
