@@ -37,12 +37,14 @@ func containerName(t testing.TB, c *container.Client) string {
 	return path.Base(u.Path)
 }
 
-// quickClient opens the container through conn with short retries, so an
-// outage shows within a second or two.
+// quickClient opens the container through conn with one short retry, so an
+// outage shows at once (the gate refuses and cuts connections; nothing
+// hangs). The try time-out stays long: the shared Azurite is slow under the
+// package's parallel tests, and the gate is open in most of the test.
 func quickClient(t testing.TB, conn, name string) *container.Client {
 	t.Helper()
 	o := &container.ClientOptions{}
-	o.Retry = policy.RetryOptions{MaxRetries: 1, TryTimeout: 2 * time.Second, RetryDelay: 50 * time.Millisecond, MaxRetryDelay: 200 * time.Millisecond}
+	o.Retry = policy.RetryOptions{MaxRetries: 1, TryTimeout: 30 * time.Second, RetryDelay: 50 * time.Millisecond, MaxRetryDelay: 200 * time.Millisecond}
 	c, err := container.NewClientFromConnectionString(conn, name, o)
 	require.NoError(t, err)
 	return c

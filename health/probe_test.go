@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/phiguard/phiguard/health"
+	"github.com/phiguard/phiguard/internal/testenv"
 )
 
 func statusServer(t *testing.T, code int) string {
@@ -71,10 +72,7 @@ func TestHealthcheckExitCodes(t *testing.T) {
 	failing.Start(t.Context())
 	eventuallyCode(t, bad.URL+"/readyz", http.StatusServiceUnavailable)
 
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	refused := "http://" + closed.Addr().String() + "/readyz"
-	require.NoError(t, closed.Close())
+	refused := "http://" + testenv.RefusedAddr(t) + "/readyz"
 
 	hang, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never answers
 	require.NoError(t, err)

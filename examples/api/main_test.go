@@ -82,7 +82,23 @@ func key(t *testing.T, n int) []byte {
 	return k
 }
 
+// startService starts the built binary on a free port and waits until it is
+// ready. A port found free can be taken before the service binds it; then
+// the service exits at once and is started again on another port.
 func startService(t *testing.T, is *oidctest.Issuer, extraEnv ...string) *service {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		s, ok := tryStartService(t, is, extraEnv...)
+		if ok {
+			return s
+		}
+		if attempt == 3 || !strings.Contains(s.stdout.String(), "address already in use") { // logged on stdout
+			t.Fatalf("the service exited during start (exit code %d)", s.cmd.ProcessState.ExitCode())
+		}
+	}
+}
+
+func tryStartService(t *testing.T, is *oidctest.Issuer, extraEnv ...string) (*service, bool) {
 	t.Helper()
 	addr := freeAddr(t)
 	dir := t.TempDir()
@@ -113,7 +129,14 @@ func startService(t *testing.T, is *oidctest.Issuer, extraEnv ...string) *servic
 		_ = s.cmd.Process.Kill()
 		<-s.exited
 	})
+	exited := false
 	require.Eventually(t, func() bool {
+		select {
+		case <-s.exited:
+			exited = true
+			return true
+		default:
+		}
 		resp, err := http.Get(s.url + "/readyz")
 		if err != nil {
 			return false
@@ -121,7 +144,7 @@ func startService(t *testing.T, is *oidctest.Issuer, extraEnv ...string) *servic
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}, 30*time.Second, 50*time.Millisecond, "service did not become ready")
-	return s
+	return s, !exited
 }
 
 func mustAbs(t *testing.T, p string) string {
@@ -314,7 +337,9 @@ func digitsOnly(s string) string {
 
 func TestDrainOnSIGTERM(t *testing.T) {
 	is := oidctest.New(t, audience)
-	s := startService(t, is, "SHUTDOWN_DRAIN_DELAY=2s")
+	// The drain delay must outlast the readiness and liveness checks below on
+	// a loaded machine; nothing here waits for it to pass by sleeping.
+	s := startService(t, is, "SHUTDOWN_DRAIN_DELAY=5s")
 	clin := is.Token(t, oidctest.Claims{Subject: "clinician-1", Roles: []string{"clinician"}})
 	code, out := s.do(t, "POST", "/v1/patients", clin, "application/json",
 		strings.NewReader(`{"name":"Test Person","birth_date":"1970-01-02"}`))
@@ -322,19 +347,27 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	var created struct{ ID string }
 	require.NoError(t, json.Unmarshal(out, &created))
 
-	// Slow uploads in flight when SIGTERM arrives: each must complete.
+	// Uploads in flight when SIGTERM arrives, held open until the service
+	// has closed its listener: each must still complete.
 	const inflight = 4
 	var wg sync.WaitGroup
 	results := make(chan int, inflight)
+	started := make(chan struct{}, inflight)
+	release := make(chan struct{})
 	for range inflight {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			pr, pw := io.Pipe()
 			go func() {
-				for i := 0; i < 10; i++ {
-					_, _ = pw.Write(bytes.Repeat([]byte("x"), 1024))
-					time.Sleep(200 * time.Millisecond)
+				chunk := bytes.Repeat([]byte("x"), 1024)
+				if _, err := pw.Write(chunk); err != nil {
+					return // the request failed; Do reports it
+				}
+				started <- struct{}{} // the server is reading this body
+				<-release
+				for range 9 {
+					_, _ = pw.Write(chunk)
 				}
 				_ = pw.Close()
 			}()
@@ -344,6 +377,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 			req.Header.Set("Content-Type", "text/plain")
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
+				_ = pr.CloseWithError(err)
 				results <- -1
 				return
 			}
@@ -351,7 +385,14 @@ func TestDrainOnSIGTERM(t *testing.T) {
 			results <- resp.StatusCode
 		}()
 	}
-	time.Sleep(300 * time.Millisecond)
+	for range inflight {
+		select {
+		case <-started:
+		case <-time.After(30 * time.Second):
+			close(release)
+			t.Fatal("uploads did not start")
+		}
+	}
 	require.NoError(t, s.cmd.Process.Signal(syscall.SIGTERM))
 
 	// During the drain delay readiness fails and liveness holds.
@@ -362,11 +403,22 @@ func TestDrainOnSIGTERM(t *testing.T) {
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusServiceUnavailable
-	}, 2*time.Second, 20*time.Millisecond, "readiness answers 503 while draining")
+	}, 5*time.Second, 20*time.Millisecond, "readiness answers 503 while draining")
 	resp, err := http.Get(s.url + "/livez")
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode, "liveness holds while draining")
+
+	// After the delay the listener closes; the uploads are still open.
+	require.Eventually(t, func() bool {
+		c, err := net.DialTimeout("tcp", strings.TrimPrefix(s.url, "http://"), time.Second)
+		if err != nil {
+			return true
+		}
+		c.Close()
+		return false
+	}, 30*time.Second, 50*time.Millisecond, "the listener never closed")
+	close(release)
 
 	wg.Wait()
 	close(results)
@@ -387,7 +439,7 @@ func TestSubcommands(t *testing.T) {
 
 	hc := exec.Command(binary, "healthcheck", "-url", s.url+"/livez")
 	require.NoError(t, hc.Run(), "healthcheck of a live service exits 0")
-	hc = exec.Command(binary, "healthcheck", "-url", "http://"+freeAddr(t)+"/livez")
+	hc = exec.Command(binary, "healthcheck", "-url", "http://"+testenv.RefusedAddr(t)+"/livez")
 	err := hc.Run()
 	var ee *exec.ExitError
 	require.ErrorAs(t, err, &ee)

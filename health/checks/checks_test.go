@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/phiguard/phiguard/health/checks"
+	"github.com/phiguard/phiguard/internal/testenv"
 )
 
 func TestHTTPGet(t *testing.T) {
@@ -41,16 +42,14 @@ func TestHTTPGet(t *testing.T) {
 		}
 	}))
 	t.Cleanup(srv.Close)
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	refused := "http://" + closed.Addr().String()
-	require.NoError(t, closed.Close())
+	refused := "http://" + testenv.RefusedAddr(t)
 
 	const secretQuery = "sig=secret-signature-value"
 	cases := map[string]struct {
 		url     string
 		opts    *checks.HTTPOptions
 		wantErr string
+		timeout time.Duration // 0: long enough for a loaded machine
 	}{
 		"200":                   {url: srv.URL + "/ok"},
 		"header sent":           {url: srv.URL + "/needkey", opts: &checks.HTTPOptions{Header: http.Header{"X-Api-Key": {"k-123"}}}},
@@ -60,14 +59,18 @@ func TestHTTPGet(t *testing.T) {
 		"redirect not followed": {url: srv.URL + "/moved", wantErr: "status 302"},
 		"custom OK accepts 302": {url: srv.URL + "/moved", opts: &checks.HTTPOptions{OK: func(s int) bool { return s == 302 }}},
 		"connection refused":    {url: refused + "/x?" + secretQuery, wantErr: "connection refused"},
-		"time-out":              {url: srv.URL + "/slow?" + secretQuery, wantErr: "deadline exceeded"},
+		"time-out":              {url: srv.URL + "/slow?" + secretQuery, wantErr: "deadline exceeded", timeout: 200 * time.Millisecond},
 		"invalid URL":           {url: "::not a url", wantErr: "invalid URL"},
 		"no scheme":             {url: "example.com/health", wantErr: "invalid URL"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+			timeout := c.timeout
+			if timeout == 0 {
+				timeout = 30 * time.Second
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), timeout)
 			defer cancel()
 			err := checks.HTTPGet(c.url, c.opts)(ctx)
 			if c.wantErr == "" {
@@ -97,12 +100,8 @@ func TestTCPDial(t *testing.T) {
 			c.Close()
 		}
 	}()
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	require.NoError(t, closed.Close())
-
 	require.NoError(t, checks.TCPDial(ln.Addr().String())(t.Context()))
-	err = checks.TCPDial(closed.Addr().String())(t.Context())
+	err = checks.TCPDial(testenv.RefusedAddr(t))(t.Context())
 	require.ErrorIs(t, err, syscallECONNREFUSED())
 }
 

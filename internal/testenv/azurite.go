@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -39,22 +40,15 @@ const AzuriteBinEnv = "PHIGUARD_AZURITE_BLOB"
 
 const installHint = "Azurite is not installed: run `make test`, or `npm ci --prefix internal/testenv/azurite`"
 
-// Azurite is one running Azurite blob service on loopback.
+// Azurite is one running Azurite blob service on loopback. Tests simulate
+// its outages with a Gate in front of it (GatedConnectionString), not by
+// stopping it: a restart costs 10-35 s, and its port could be taken
+// meanwhile.
 type Azurite struct {
-	bin     string
-	dir     string // persistence folder; empty for in-memory
-	port    int
-	mu      sync.Mutex
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	started bool
-}
-
-// AzuriteOptions configures a dedicated Azurite from StartAzurite.
-type AzuriteOptions struct {
-	// Persist keeps blobs in a folder instead of memory, so that they
-	// survive Stop and Start (used by outage tests).
-	Persist bool
+	bin    string
+	port   int
+	cmd    *exec.Cmd
+	exited chan struct{}
 }
 
 var shared struct {
@@ -68,7 +62,7 @@ var shared struct {
 func Main(m *testing.M) int {
 	code := m.Run()
 	if shared.az != nil {
-		shared.az.Stop()
+		shared.az.kill()
 	}
 	return code
 }
@@ -81,7 +75,7 @@ func Shared(t testing.TB) *Azurite {
 	bin := findBinary(t)
 	shared.once.Do(func() {
 		az := &Azurite{bin: bin}
-		shared.err = az.Start()
+		shared.err = az.start()
 		if shared.err == nil {
 			shared.az = az
 		}
@@ -90,21 +84,6 @@ func Shared(t testing.TB) *Azurite {
 		t.Fatalf("testenv: start Azurite: %v", shared.err)
 	}
 	return shared.az
-}
-
-// StartAzurite starts a dedicated Azurite for one test, for tests that stop
-// and restart it. It is killed when the test ends.
-func StartAzurite(t testing.TB, opts *AzuriteOptions) *Azurite {
-	t.Helper()
-	az := &Azurite{bin: findBinary(t)}
-	if opts != nil && opts.Persist {
-		az.dir = t.TempDir()
-	}
-	if err := az.Start(); err != nil {
-		t.Fatalf("testenv: start Azurite: %v", err)
-	}
-	t.Cleanup(az.Stop)
-	return az
 }
 
 // ConnectionString returns a connection string for the development account
@@ -150,25 +129,18 @@ func NewContainer(t testing.TB) *container.Client {
 	return Shared(t).NewContainer(t)
 }
 
-// Start starts the emulator (again, after Stop, on the same port) and waits
-// until it answers.
-func (a *Azurite) Start() error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.started {
-		return nil
-	}
+// start starts the emulator on a free port and waits until it answers. A
+// port found free can be taken before Azurite binds it, so it tries again on
+// another port.
+func (a *Azurite) start() error {
 	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		if a.port == 0 || attempt > 0 && a.dir == "" {
-			p, err := freePort()
-			if err != nil {
-				return err
-			}
-			a.port = p
+	for range 3 {
+		p, err := freePort()
+		if err != nil {
+			return err
 		}
+		a.port = p
 		if lastErr = a.startOnce(); lastErr == nil {
-			a.started = true
 			return nil
 		}
 	}
@@ -178,12 +150,7 @@ func (a *Azurite) Start() error {
 func (a *Azurite) startOnce() error {
 	args := []string{
 		"--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(a.port),
-		"--skipApiVersionCheck", "--loose", "--silent",
-	}
-	if a.dir == "" {
-		args = append(args, "--inMemoryPersistence")
-	} else {
-		args = append(args, "--location", a.dir)
+		"--skipApiVersionCheck", "--loose", "--silent", "--inMemoryPersistence",
 	}
 	//nolint:gosec,noctx // G204: the path comes from the repository or the test environment; its lifetime is managed by Stop, not a context.
 	cmd := exec.Command(a.bin, args...)
@@ -228,7 +195,13 @@ func (a *Azurite) startOnce() error {
 		resp, err := client.Do(req)
 		if err == nil {
 			_ = resp.Body.Close()
-			return nil
+			// Any answer will do, but only from Azurite: another process may
+			// have taken the port in the meantime.
+			if strings.HasPrefix(resp.Header.Get("Server"), "Azurite") {
+				return nil
+			}
+			a.kill()
+			return errors.New("another server answers on the port")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -236,25 +209,7 @@ func (a *Azurite) startOnce() error {
 	return errors.New("azurite did not answer within 60s")
 }
 
-// Stop stops the emulator and waits for it to exit. An in-memory instance is
-// killed at once. A persisted one is first asked to exit (SIGTERM) so that
-// it saves its metadata, which can take Azurite 10-35 s; its blobs then
-// survive for the next Start.
-func (a *Azurite) Stop() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.dir != "" && a.cmd != nil && a.cmd.Process != nil {
-		signalGroup(a.cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-a.exited:
-			a.cmd = nil
-		case <-time.After(60 * time.Second):
-		}
-	}
-	a.kill()
-	a.started = false
-}
-
+// kill stops the emulator at once and waits for it to exit.
 func (a *Azurite) kill() {
 	if a.cmd == nil || a.cmd.Process == nil {
 		return

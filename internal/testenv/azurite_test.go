@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 
@@ -63,26 +65,6 @@ func TestContainersAreIsolated(t *testing.T) {
 	assert.True(t, bloberror.HasCode(err, bloberror.BlobNotFound), "got %v", err)
 }
 
-func TestDedicatedStopStart(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	az := testenv.StartAzurite(t, nil)
-	noRetry := &azblob.ClientOptions{}
-	noRetry.Retry.MaxRetries = -1
-	client, err := azblob.NewClientFromConnectionString(az.ConnectionString(), noRetry)
-	require.NoError(t, err)
-	_, err = client.CreateContainer(ctx, "first", nil)
-	require.NoError(t, err)
-
-	az.Stop()
-	_, err = client.CreateContainer(ctx, "during", nil)
-	require.Error(t, err, "a stopped emulator must not answer")
-
-	require.NoError(t, az.Start())
-	_, err = client.CreateContainer(ctx, "after", nil)
-	require.NoError(t, err, "the emulator answers again on the same port after Start")
-}
-
 func TestGateOutageKeepsData(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -107,4 +89,13 @@ func TestGateOutageKeepsData(t *testing.T) {
 	require.NoError(t, resp.Body.Close())
 	require.NoError(t, err)
 	assert.Equal(t, "survives an outage", string(got))
+}
+
+func TestRefusedAddr(t *testing.T) {
+	t.Parallel()
+	addr := testenv.RefusedAddr(t)
+	_, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	require.ErrorIs(t, err, syscall.ECONNREFUSED)
+	_, err = net.Listen("tcp", addr)
+	require.Error(t, err, "the port is held while the test runs")
 }
