@@ -297,7 +297,11 @@ func TestArchiveTamperMatrix(t *testing.T) {
 	m := buildArchiveMaster(t)
 	ev := func(n int64) string { return "api/pod-1/" + eventsFile(n) }
 	ck := func(n int64) string { return "api/pod-1/" + checkpointsFile(n) }
-	lines := func(b []byte) [][]byte { return bytes.SplitAfter(bytes.TrimSuffix(b, []byte("\n")), []byte("\n")) }
+	// Split a copy: the blobs are shared by the parallel cases, and the edits
+	// append to the lines.
+	lines := func(b []byte) [][]byte {
+		return bytes.SplitAfter(bytes.TrimSuffix(bytes.Clone(b), []byte("\n")), []byte("\n"))
+	}
 	edit := func(name string, fn func(l [][]byte) [][]byte) func(map[string][]byte) {
 		return func(bl map[string][]byte) {
 			l := lines(bl[name])
