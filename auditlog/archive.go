@@ -11,11 +11,12 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/appendblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+
+	"github.com/phiguard/phiguard/internal/reqbody"
 )
 
 // Append blob limits of Azure Blob Storage.
@@ -419,10 +420,14 @@ func (sh *shipper) remote(ctx context.Context, op *spoolOp) error {
 	case opAppend:
 		sum := md5.Sum(op.data) //nolint:gosec // transfer checksum
 		pos := op.Pos
-		_, err := ab.AppendBlock(ctx, streaming.NopCloser(bytes.NewReader(op.data)), &appendblob.AppendBlockOptions{
+		// op.data can be the trail writer's reused buffer: take it back from
+		// the transport before returning (see package reqbody).
+		body := reqbody.New(op.data)
+		_, err := ab.AppendBlock(ctx, body, &appendblob.AppendBlockOptions{
 			AppendPositionAccessConditions: &appendblob.AppendPositionAccessConditions{AppendPosition: &pos},
 			TransactionalValidation:        blob.TransferValidationTypeMD5(sum[:]),
 		})
+		body.Detach()
 		if err == nil {
 			return nil
 		}

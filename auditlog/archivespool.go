@@ -389,7 +389,9 @@ func (sh *shipper) drainNow(ctx context.Context) error {
 }
 
 func (sh *shipper) start() {
+	sh.mu.Lock() // the trail writer may already be calling do
 	sh.started = true
+	sh.mu.Unlock()
 	go sh.run()
 }
 
@@ -435,8 +437,9 @@ func (sh *shipper) stop(timeout time.Duration) error {
 		return nil
 	}
 	sh.stopped = true
+	started := sh.started
 	sh.mu.Unlock()
-	if sh.started {
+	if started {
 		close(sh.closing)
 		t := time.NewTimer(timeout)
 		select {

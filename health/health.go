@@ -137,7 +137,7 @@ type Health struct {
 	groups  [kindCount]*group
 	runCtx  context.Context // nil until Start
 	stopRun context.CancelFunc
-	wg      sync.WaitGroup
+	runWG   *sync.WaitGroup // the check loops of the current run (one per Start, so a Stop waits only for its own)
 
 	// Status changes waiting for delivery; see publishAndUnlock.
 	pending    []Change
@@ -291,6 +291,12 @@ func (h *Health) Start(ctx context.Context) {
 		h.stopRun() // ctx ended: release the old context
 	}
 	h.runCtx, h.stopRun = context.WithCancel(ctx)
+	if h.runWG == nil {
+		// A fresh one after a Stop, which may still be waiting on the old.
+		// Loops of a run whose ctx ended stay in the same one, so that Stop
+		// waits for them too.
+		h.runWG = &sync.WaitGroup{}
+	}
 	var changes []Change
 	if len(h.groups[KindStartup].checks) == 0 && !h.started.Load() {
 		// Nothing to wait for: latch now, so a later AddStartup is refused
@@ -320,13 +326,15 @@ func (h *Health) runningLocked() bool {
 // be called again after Stop.
 func (h *Health) Stop() {
 	h.mu.Lock()
-	stop := h.stopRun
-	h.runCtx, h.stopRun = nil, nil
+	stop, wg := h.stopRun, h.runWG
+	h.runCtx, h.stopRun, h.runWG = nil, nil, nil
 	h.mu.Unlock()
 	if stop != nil {
 		stop()
 	}
-	h.wg.Wait()
+	if wg != nil {
+		wg.Wait()
+	}
 }
 
 // Drain marks the process as shutting down: from now on /readyz answers 503

@@ -340,6 +340,29 @@ func TestStopAndRestart(t *testing.T) {
 	require.Eventually(t, func() bool { return dep.count() > n }, 10*time.Second, time.Millisecond)
 }
 
+// Start and Stop from different goroutines at once: each Stop waits for the
+// loops of the run it stopped, and nothing panics (a shared WaitGroup would
+// be reused while a Wait is in progress).
+func TestConcurrentStartStop(t *testing.T) {
+	t.Parallel()
+	dep := &switchable{}
+	h := newHealth(t, &health.Options{Interval: fast})
+	require.NoError(t, h.AddReadiness("dep", dep.Check))
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 200 {
+				h.Start(t.Context())
+				h.Stop()
+			}
+		})
+	}
+	wg.Wait()
+	n := dep.count()
+	h.Start(t.Context())
+	require.Eventually(t, func() bool { return dep.count() > n }, 10*time.Second, time.Millisecond, "checks run again after the storm")
+}
+
 // OnChange may call back into Health (here: drain on the first dependency
 // failure) and receives changes one at a time, in order.
 func TestOnChangeMayDrain(t *testing.T) {

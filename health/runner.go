@@ -85,10 +85,10 @@ type result struct {
 }
 
 func (h *Health) startLoopLocked(k Kind, c *check) {
-	ctx := h.runCtx
-	h.wg.Add(1)
+	ctx, wg := h.runCtx, h.runWG
+	wg.Add(1)
 	go func() {
-		defer h.wg.Done()
+		defer wg.Done()
 		h.loop(ctx, k, c)
 	}()
 }

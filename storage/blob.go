@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -15,12 +14,13 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+
+	"github.com/phiguard/phiguard/internal/reqbody"
 )
 
 // BlobStoreOptions configure NewBlobStore. Nil means safe defaults.
@@ -85,8 +85,12 @@ func (u *blobUpload) blockID(i int) string {
 }
 
 func (u *blobUpload) stage(ctx context.Context, index int, _ int64, data []byte) error {
-	_, err := u.bb.StageBlock(ctx, u.blockID(index), streaming.NopCloser(bytes.NewReader(data)),
+	// data is a pooled buffer, reused once stage returns: take it back from
+	// the transport first (see package reqbody).
+	body := reqbody.New(data)
+	_, err := u.bb.StageBlock(ctx, u.blockID(index), body,
 		&blockblob.StageBlockOptions{CPKInfo: u.b.cpk, CPKScopeInfo: u.b.scope})
+	body.Detach()
 	if err != nil {
 		return fmt.Errorf("stage block %d: %w", index, sanitize(err))
 	}
