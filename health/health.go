@@ -138,6 +138,7 @@ type Health struct {
 	runCtx  context.Context // nil until Start
 	stopRun context.CancelFunc
 	runWG   *sync.WaitGroup // the check loops of the current run (one per Start, so a Stop waits only for its own)
+	lastWG  *sync.WaitGroup // the run Stop took last: a concurrent Stop waits for it too
 
 	// Status changes waiting for delivery; see publishAndUnlock.
 	pending    []Change
@@ -327,6 +328,11 @@ func (h *Health) runningLocked() bool {
 func (h *Health) Stop() {
 	h.mu.Lock()
 	stop, wg := h.stopRun, h.runWG
+	if wg != nil {
+		h.lastWG = wg // nothing adds to it any more: any number may wait
+	} else {
+		wg = h.lastWG
+	}
 	h.runCtx, h.stopRun, h.runWG = nil, nil, nil
 	h.mu.Unlock()
 	if stop != nil {

@@ -354,6 +354,10 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	results := make(chan int, inflight)
 	started := make(chan struct{}, inflight)
 	release := make(chan struct{})
+	var releaseOnce sync.Once
+	releaseUploads := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(releaseUploads) // a failed check below must not leave them blocked
+	client := &http.Client{Timeout: 2 * time.Minute}
 	for range inflight {
 		wg.Add(1)
 		go func() {
@@ -364,7 +368,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 				if _, err := pw.Write(chunk); err != nil {
 					return // the request failed; Do reports it
 				}
-				started <- struct{}{} // the server is reading this body
+				started <- struct{}{} // the request is on the wire
 				<-release
 				for range 9 {
 					_, _ = pw.Write(chunk)
@@ -375,7 +379,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 				s.url+"/v1/patients/"+created.ID+"/documents", pr)
 			req.Header.Set("Authorization", "Bearer "+clin)
 			req.Header.Set("Content-Type", "text/plain")
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := client.Do(req)
 			if err != nil {
 				_ = pr.CloseWithError(err)
 				results <- -1
@@ -389,7 +393,6 @@ func TestDrainOnSIGTERM(t *testing.T) {
 		select {
 		case <-started:
 		case <-time.After(30 * time.Second):
-			close(release)
 			t.Fatal("uploads did not start")
 		}
 	}
@@ -418,9 +421,15 @@ func TestDrainOnSIGTERM(t *testing.T) {
 		c.Close()
 		return false
 	}, 30*time.Second, 50*time.Millisecond, "the listener never closed")
-	close(release)
+	releaseUploads()
 
-	wg.Wait()
+	uploaded := make(chan struct{})
+	go func() { wg.Wait(); close(uploaded) }()
+	select {
+	case <-uploaded:
+	case <-time.After(3 * time.Minute):
+		t.Fatal("in-flight uploads did not finish")
+	}
 	close(results)
 	for code := range results {
 		assert.Equal(t, http.StatusCreated, code, "an in-flight upload was cut")

@@ -9,6 +9,9 @@
 // its buffer once the call returns would race with that late read, and the
 // bytes sent could change under it. Detach makes every later Read fail, and
 // waits for a Read in progress, so the buffer is the caller's again.
+// Within one call, the lock also orders azcore's rewind for a retry after a
+// late read of the try before; a try that lost bytes that way fails on its
+// content length instead of sending other data.
 //
 // No library does this: streaming.NopCloser and io.NopCloser cannot tell the
 // caller when the transport is done, and waiting for Close is not enough

@@ -42,8 +42,8 @@ const installHint = "Azurite is not installed: run `make test`, or `npm ci --pre
 
 // Azurite is one running Azurite blob service on loopback. Tests simulate
 // its outages with a Gate in front of it (GatedConnectionString), not by
-// stopping it: a restart costs 10-35 s, and its port could be taken
-// meanwhile.
+// stopping it: an in-memory emulator loses its data when stopped, and its
+// port could be taken before it started again.
 type Azurite struct {
 	bin    string
 	port   int
@@ -152,7 +152,7 @@ func (a *Azurite) startOnce() error {
 		"--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(a.port),
 		"--skipApiVersionCheck", "--loose", "--silent", "--inMemoryPersistence",
 	}
-	//nolint:gosec,noctx // G204: the path comes from the repository or the test environment; its lifetime is managed by Stop, not a context.
+	//nolint:gosec,noctx // G204: the path comes from the repository or the test environment; its lifetime is managed by kill (from Main), not a context.
 	cmd := exec.Command(a.bin, args...)
 
 	// Azurite can take 10-35 s to exit on SIGTERM, and must never outlive the
@@ -185,6 +185,7 @@ func (a *Azurite) startOnce() error {
 	for time.Now().Before(deadline) {
 		select {
 		case <-exited:
+			a.kill() // its process group: a wrapper's child may outlive it
 			return errors.New("azurite exited before it answered (port taken?)")
 		default:
 		}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path"
 	"syscall"
 	"testing"
 	"time"
@@ -68,22 +69,22 @@ func TestContainersAreIsolated(t *testing.T) {
 func TestGateOutageKeepsData(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	conn, gate := testenv.Shared(t).GatedConnectionString(t)
+	az := testenv.Shared(t)
+	gated := path.Base(az.NewContainer(t).URL()) // a fresh container, used through the gate
+	conn, gate := az.GatedConnectionString(t)
 	noRetry := &azblob.ClientOptions{}
 	noRetry.Retry.MaxRetries = -1
 	client, err := azblob.NewClientFromConnectionString(conn, noRetry)
 	require.NoError(t, err)
-	_, err = client.CreateContainer(ctx, "gated", nil)
-	require.NoError(t, err)
-	_, err = client.UploadBuffer(ctx, "gated", "kept", []byte("survives an outage"), nil)
+	_, err = client.UploadBuffer(ctx, gated, "kept", []byte("survives an outage"), nil)
 	require.NoError(t, err)
 
 	gate.Close()
-	_, err = client.UploadBuffer(ctx, "gated", "lost", []byte("x"), nil)
+	_, err = client.UploadBuffer(ctx, gated, "lost", []byte("x"), nil)
 	require.Error(t, err, "a closed gate must refuse requests")
 
 	gate.Open()
-	resp, err := client.DownloadStream(ctx, "gated", "kept", nil)
+	resp, err := client.DownloadStream(ctx, gated, "kept", nil)
 	require.NoError(t, err)
 	got, err := io.ReadAll(resp.Body)
 	require.NoError(t, resp.Body.Close())

@@ -13,9 +13,9 @@ import (
 
 // Gate is a TCP relay on loopback in front of a real service, which a test
 // can close to simulate an outage (connections refused and in-flight ones
-// cut) and open again, without losing the service's state. Restarting
-// Azurite for that costs 10-35 s per restart and, when killed, loses
-// metadata it had not saved yet.
+// cut) and open again, without losing the service's state: stopping an
+// in-memory Azurite loses its data, and a persisted one takes 10-35 s to
+// stop cleanly.
 type Gate struct {
 	ln     net.Listener
 	target string
