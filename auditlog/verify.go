@@ -102,6 +102,13 @@ type VerifyOptions struct {
 	FindIDs []string
 	// MaxLine is the longest accepted line in bytes (4 MiB if zero).
 	MaxLine int
+	// Visit, if set, is called with each complete event line, in order, and
+	// its leaf index, while the trail is read: a reader that needs the
+	// events (an auditor's query) gets them in the same pass. The line is
+	// valid only during the call. What Visit saw may be trusted only when
+	// Verify returns no error. An error from Visit stops the verification
+	// and is returned, wrapped.
+	Visit func(index int64, line []byte) error
 }
 
 // Report is what Verify found. It is non-nil whenever the trail could be
@@ -292,6 +299,9 @@ func scan(ctx context.Context, src Source, v note.Verifier, opts *VerifyOptions)
 				}
 				r.hashes = append(r.hashes, hs...)
 				r.Events++
+				if opts.Visit != nil {
+					return opts.Visit(idx, line)
+				}
 				return nil
 			})
 			_ = rc.Close()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"os"
 	"sync"
 	"testing"
@@ -397,4 +398,40 @@ func FuzzReadLines(f *testing.F) {
 			t.Fatalf("complete length %d, want %d", n, want)
 		}
 	})
+}
+
+// Visit sees every event line once, in order, with its leaf index, in the
+// same pass that verifies them; its error stops the verification.
+func TestVerifyVisit(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeTrail(t, dir, trailSpec{events: 300, segmentBytes: 16 << 10})
+	require.Greater(t, countSegments(t, dir), 2)
+	pub := testSigningKey("a").Public().(ed25519.PublicKey) // writeTrail's key
+	var want [][]byte
+	for n := int64(1); n <= int64(countSegments(t, dir)); n++ {
+		want = append(want, readFileLines(t, segPath(dir, n))...)
+	}
+
+	var got [][]byte
+	r, err := Verify(dir, pub, &VerifyOptions{RequireSealed: true, Visit: func(i int64, line []byte) error {
+		require.Equal(t, int64(len(got)), i, "leaf indexes in order")
+		got = append(got, bytes.Clone(line))
+		return nil
+	}})
+	require.NoError(t, err, describe(r))
+	assert.EqualValues(t, 300, r.Events)
+	assert.Equal(t, want, got)
+
+	stop := errors.New("enough")
+	seen := 0
+	_, err = Verify(dir, pub, &VerifyOptions{Visit: func(int64, []byte) error {
+		seen++
+		if seen == 3 {
+			return stop
+		}
+		return nil
+	}})
+	require.ErrorIs(t, err, stop)
+	assert.Equal(t, 3, seen)
 }

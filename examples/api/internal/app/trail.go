@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bufio"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -14,52 +13,44 @@ import (
 )
 
 // TrailQuery answers the auditor from the local trail. It verifies the
-// whole trail first (signatures, Merkle tree, no gap), so a tampered trail
-// yields an error, not a quietly wrong answer.
+// whole trail (signatures, Merkle tree, no gap) in the same pass that reads
+// the events, so a tampered trail yields an error, not a quietly wrong
+// answer.
 type TrailQuery struct {
 	Dir    string
 	Public ed25519.PublicKey
 	Audit  *auditlog.Logger // for the patient ID's token
 }
 
-// maxLine bounds one event line when scanning.
-const maxLine = 1 << 20
+// errUndecodable stops the pass at an event line that is not an Event.
+var errUndecodable = errors.New("app: audit trail: undecodable event")
 
 // Events implements server.AuditQuery.
 func (q *TrailQuery) Events(ctx context.Context, eq server.EventQuery) ([]auditlog.AuditRow, error) {
-	src := auditlog.DirSource(q.Dir)
-	report, err := auditlog.VerifySource(ctx, src, q.Public, nil)
-	if err != nil {
-		return nil, fmt.Errorf("app: audit trail: %w", err)
-	}
-	// Only the events the verification covered: a line being written now
-	// (or appended after the check) is neither read nor returned.
-	remaining := report.Events
 	var token string
 	if eq.PatientID != "" {
 		token = q.Audit.Token(phimask.KindID, eq.PatientID)
 	}
-	segs, err := src.Segments(ctx)
+	// Only events the pass read and verified are answered: a line being
+	// written now is either complete and verified, or not read.
+	var out []auditlog.AuditRow
+	_, err := auditlog.VerifySource(ctx, auditlog.DirSource(q.Dir), q.Public, &auditlog.VerifyOptions{
+		Visit: func(_ int64, line []byte) error {
+			if len(out) >= eq.Limit {
+				return nil // the rest is read for the verification only
+			}
+			var e auditlog.Event
+			if err := json.Unmarshal(line, &e); err != nil {
+				return errUndecodable
+			}
+			if !e.Time.Before(eq.From) && e.Time.Before(eq.To) && matches(&e, eq, token) {
+				out = append(out, row(&e))
+			}
+			return nil
+		},
+	})
 	if err != nil {
 		return nil, fmt.Errorf("app: audit trail: %w", err)
-	}
-	var out []auditlog.AuditRow
-	for _, n := range segs {
-		if remaining <= 0 {
-			break
-		}
-		if err := scanSegment(ctx, src, n, &remaining, func(e *auditlog.Event) bool {
-			if e.Time.Before(eq.From) || !e.Time.Before(eq.To) || !matches(e, eq, token) {
-				return true
-			}
-			out = append(out, row(e))
-			return len(out) < eq.Limit
-		}); err != nil {
-			return nil, err
-		}
-		if len(out) >= eq.Limit {
-			break
-		}
 	}
 	return out, nil
 }
@@ -74,31 +65,6 @@ func matches(e *auditlog.Event, eq server.EventQuery, token string) bool {
 		}
 	}
 	return false
-}
-
-// scanSegment decodes the events of segment n, at most *remaining of them.
-func scanSegment(ctx context.Context, src auditlog.Source, n int64, remaining *int64, yield func(*auditlog.Event) bool) error {
-	rc, err := src.OpenEvents(ctx, n)
-	if err != nil {
-		return fmt.Errorf("app: audit segment: %w", err)
-	}
-	defer rc.Close()
-	sc := bufio.NewScanner(rc)
-	sc.Buffer(make([]byte, 64<<10), maxLine)
-	for *remaining > 0 && sc.Scan() {
-		*remaining--
-		var e auditlog.Event
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			return errors.New("app: audit segment: undecodable event")
-		}
-		if !yield(&e) {
-			return nil
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("app: audit segment: %w", err)
-	}
-	return nil
 }
 
 // row maps a trail event to the typed row the workspace reports return, so
