@@ -20,9 +20,9 @@
 // NonCritical (a failing non-critical check is reported as "warn" in
 // details and keeps the endpoint at 200).
 //
-// Between Start and Stop (Serve does both), every check runs in the
-// background on its interval, in its own goroutine, with a context that
-// carries its time-out. Handlers never run checks: they serve a response
+// Between Start and Stop (Serve calls both unless the checks are already
+// running), every check runs in the background on its interval, in its own
+// goroutine, with a context that carries its time-out. Handlers never run checks: they serve a response
 // precomputed after each run, so serving a probe is an atomic load and a
 // Write, and a probe storm never reaches a dependency. A check that panics
 // is recorded as failing (ErrCheckPanic, panic value dropped); one that
