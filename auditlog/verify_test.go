@@ -405,7 +405,7 @@ func FuzzReadLines(f *testing.F) {
 func TestVerifyVisit(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	writeTrail(t, dir, trailSpec{events: 300, segmentBytes: 16 << 10})
+	writeTrail(t, dir, trailSpec{events: 300, segmentBytes: 4 << 10})
 	require.Greater(t, countSegments(t, dir), 2)
 	pub := testSigningKey("a").Public().(ed25519.PublicKey) // writeTrail's key
 	var want [][]byte
