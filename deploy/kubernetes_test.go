@@ -141,36 +141,34 @@ func (m *manifests) decodeStrict(doc []byte) error {
 	var obj any
 	switch gvk {
 	case "v1/Namespace":
-		o := &corev1.Namespace{}
-		m.namespaces, obj = append(m.namespaces, o), o
+		obj = appendNew(&m.namespaces)
 	case "v1/ServiceAccount":
-		o := &corev1.ServiceAccount{}
-		m.serviceAccounts, obj = append(m.serviceAccounts, o), o
+		obj = appendNew(&m.serviceAccounts)
 	case "v1/ConfigMap":
-		o := &corev1.ConfigMap{}
-		m.configMaps, obj = append(m.configMaps, o), o
+		obj = appendNew(&m.configMaps)
 	case "v1/Service":
-		o := &corev1.Service{}
-		m.services, obj = append(m.services, o), o
+		obj = appendNew(&m.services)
 	case "apps/v1/Deployment":
-		o := &appsv1.Deployment{}
-		m.deployments, obj = append(m.deployments, o), o
+		obj = appendNew(&m.deployments)
 	case "policy/v1/PodDisruptionBudget":
-		o := &policyv1.PodDisruptionBudget{}
-		m.pdbs, obj = append(m.pdbs, o), o
+		obj = appendNew(&m.pdbs)
 	case "autoscaling/v2/HorizontalPodAutoscaler":
-		o := &autoscalingv2.HorizontalPodAutoscaler{}
-		m.hpas, obj = append(m.hpas, o), o
+		obj = appendNew(&m.hpas)
 	case "networking.k8s.io/v1/NetworkPolicy":
-		o := &networkingv1.NetworkPolicy{}
-		m.netpols, obj = append(m.netpols, o), o
+		obj = appendNew(&m.netpols)
 	case "secrets-store.csi.x-k8s.io/v1/SecretProviderClass":
-		o := &secretProviderClass{}
-		m.spcs, obj = append(m.spcs, o), o
+		obj = appendNew(&m.spcs)
 	default:
 		return fmt.Errorf("unexpected kind %q", gvk)
 	}
 	return yaml.UnmarshalStrict(doc, obj)
+}
+
+// appendNew appends a new, empty object to list and returns it to decode into.
+func appendNew[T any](list *[]*T) *T {
+	o := new(T)
+	*list = append(*list, o)
+	return o
 }
 
 func splitYAMLDocuments(src []byte) ([][]byte, error) {

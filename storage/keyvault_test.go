@@ -159,14 +159,21 @@ func TestKeyVaultKey(t *testing.T) {
 	})
 }
 
-func TestKeyVaultRotationKeepsOldVersionsReadable(t *testing.T) {
-	t.Parallel()
+// kekFolderStore is a folder store whose content keys are wrapped by version
+// v1 of the fake vault's key "kek".
+func kekFolderStore(t *testing.T) (*fakeVaultKeys, *storage.KeyVaultKey, *env, *storage.Store) {
+	t.Helper()
 	vault, client := newFakeVault(t)
 	vault.rotate(t, "kek", "v1")
 	kv, err := storage.NewKeyVaultKey(client, "kek", "")
 	require.NoError(t, err)
 	e := newDirEnv(t)
-	s := e.newStore(t, kv, nil)
+	return vault, kv, e, e.newStore(t, kv, nil)
+}
+
+func TestKeyVaultRotationKeepsOldVersionsReadable(t *testing.T) {
+	t.Parallel()
+	vault, kv, e, s := kekFolderStore(t)
 	putBytes(t, s, "old", []byte("written under v1"))
 	vault.rotate(t, "kek", "v2")
 	obj := putBytes(t, s, "new", []byte("written under v2"))
@@ -184,18 +191,13 @@ func TestKeyVaultRotationKeepsOldVersionsReadable(t *testing.T) {
 
 func TestKeyVaultOutage(t *testing.T) {
 	t.Parallel()
-	vault, client := newFakeVault(t)
-	vault.rotate(t, "kek", "v1")
-	kv, err := storage.NewKeyVaultKey(client, "kek", "")
-	require.NoError(t, err)
-	e := newDirEnv(t)
-	s := e.newStore(t, kv, nil)
+	vault, _, e, s := kekFolderStore(t)
 	putBytes(t, s, "doc", []byte("x"))
 	vault.mu.Lock()
 	vault.down = true
 	vault.mu.Unlock()
 	require.Error(t, s.Check(ctxT(t)))
-	_, err = s.Put(ctxT(t), "doc2", bytesReader("y"), nil)
+	_, err := s.Put(ctxT(t), "doc2", bytesReader("y"), nil)
 	require.Error(t, err)
 	var re *azcore.ResponseError
 	require.ErrorAs(t, err, &re)

@@ -17,6 +17,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -86,9 +87,17 @@ func serve(ctx context.Context, cfg app.Config, stdout, stderr io.Writer) int {
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(a.Logger.Handler(), slog.LevelWarn),
 	}
-	a.Logger.Info("listening", "listen", cfg.Addr)
+	// Listen before logging, so the line names the bound address (ADDR may
+	// ask for port 0: tests start the service that way, free of port races).
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Addr)
+	if err != nil {
+		a.Logger.Error("cannot listen", "error", err)
+		_ = a.Close()
+		return 1
+	}
+	a.Logger.Info("listening", "listen", ln.Addr().String())
 	err = health.Serve(ctx, srv, a.Health, &health.ServeOptions{
-		DrainDelay: drainDelay(cfg.DrainDelay), GracePeriod: cfg.Grace, Logger: a.Logger,
+		DrainDelay: drainDelay(cfg.DrainDelay), GracePeriod: cfg.Grace, Logger: a.Logger, Listener: ln,
 	})
 	cerr := a.Close()
 	if err != nil || cerr != nil {

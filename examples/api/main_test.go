@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -82,30 +83,16 @@ func key(t *testing.T, n int) []byte {
 	return k
 }
 
-// startService starts the built binary on a free port and waits until it is
-// ready. A port found free can be taken before the service binds it; then
-// the service exits at once and is started again on another port.
+// startService starts the built binary on port 0 and waits until it is
+// ready. The service logs the address it bound, so no port is picked free
+// beforehand (another process could take it in between).
 func startService(t *testing.T, is *oidctest.Issuer, extraEnv ...string) *service {
 	t.Helper()
-	for attempt := 1; ; attempt++ {
-		s, ok := tryStartService(t, is, extraEnv...)
-		if ok {
-			return s
-		}
-		if attempt == 3 || !strings.Contains(s.stdout.String(), "address already in use") { // logged on stdout
-			t.Fatalf("the service exited during start (exit code %d)", s.cmd.ProcessState.ExitCode())
-		}
-	}
-}
-
-func tryStartService(t *testing.T, is *oidctest.Issuer, extraEnv ...string) (*service, bool) {
-	t.Helper()
-	addr := freeAddr(t)
 	dir := t.TempDir()
 	seed := key(t, ed25519.SeedSize)
 	s := &service{
-		url: "http://" + addr, dataDir: filepath.Join(dir, "data"),
-		stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{},
+		dataDir: filepath.Join(dir, "data"),
+		stdout:  &testenv.Buffer{}, stderr: &testenv.Buffer{},
 		auditPub: ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey),
 		exited:   make(chan struct{}),
 	}
@@ -113,7 +100,7 @@ func tryStartService(t *testing.T, is *oidctest.Issuer, extraEnv ...string) (*se
 	s.cmd.Dir = dir
 	s.cmd.Env = append([]string{
 		"PATH=" + os.Getenv("PATH"),
-		"ADDR=" + addr,
+		"ADDR=127.0.0.1:0",
 		"DATA_DIR=" + s.dataDir,
 		"MODEL_PATH=" + mustAbs(t, filepath.Join("model", "readmission.json")),
 		"OIDC_ISSUER=" + is.URL(), "OIDC_AUDIENCE=" + audience,
@@ -129,13 +116,20 @@ func tryStartService(t *testing.T, is *oidctest.Issuer, extraEnv ...string) (*se
 		_ = s.cmd.Process.Kill()
 		<-s.exited
 	})
-	exited := false
+	var exited atomic.Bool // Eventually runs the condition on its own goroutine
 	require.Eventually(t, func() bool {
 		select {
 		case <-s.exited:
-			exited = true
+			exited.Store(true)
 			return true
 		default:
+		}
+		if s.url == "" {
+			addr := listenAddr(s.stdout.Bytes())
+			if addr == "" {
+				return false
+			}
+			s.url = "http://" + addr
 		}
 		resp, err := http.Get(s.url + "/readyz")
 		if err != nil {
@@ -144,7 +138,22 @@ func tryStartService(t *testing.T, is *oidctest.Issuer, extraEnv ...string) (*se
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}, 30*time.Second, 50*time.Millisecond, "service did not become ready")
-	return s, !exited
+	if exited.Load() {
+		t.Fatalf("the service exited during start (exit code %d)", s.cmd.ProcessState.ExitCode())
+	}
+	return s
+}
+
+// listenAddr returns the address in the service's "listening" log line, or
+// "" before it is written.
+func listenAddr(stdout []byte) string {
+	for _, line := range bytes.Split(stdout, []byte("\n")) {
+		var rec struct{ Msg, Listen string }
+		if json.Unmarshal(line, &rec) == nil && rec.Msg == "listening" {
+			return rec.Listen
+		}
+	}
+	return ""
 }
 
 func mustAbs(t *testing.T, p string) string {
